@@ -1,0 +1,47 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    start the whole product on embedded defaults
+#   make test   run the whole test suite (what .ci/run runs)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+TEST_STAMP := $(VENV)/.test-installed
+
+.PHONY: run test install lint typecheck imports pytest bench-scoring clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(RUNTIME_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@ $(RUNTIME_STAMP)
+
+install: $(TEST_STAMP)
+
+run: $(RUNTIME_STAMP)
+	$(VENV)/bin/feedrec up
+
+lint: $(TEST_STAMP)
+	$(VENV)/bin/ruff check .
+
+typecheck: $(TEST_STAMP)
+	$(VENV)/bin/mypy
+
+imports: $(TEST_STAMP)
+	$(VENV)/bin/lint-imports
+
+pytest: $(TEST_STAMP)
+	PACT_DO_NOT_TRACK=true $(VENV)/bin/pytest
+
+test: lint typecheck imports pytest
+
+bench-scoring: $(TEST_STAMP)
+	$(PY) bench/scoring.py
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

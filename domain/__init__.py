@@ -1,0 +1,1 @@
+"""The feed's business rules: pure Python, no frameworks, no I/O."""

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from domain.auth import Principal
+
+
+class TokenVerifier(Protocol):
+    def verify(self, token: str) -> Principal:
+        """The principal a bearer token stands for.
+
+        Raises `domain.errors.Unauthenticated` when the token is malformed, forged, expired,
+        unsigned (`alg: none`) or signed with an algorithm the service does not accept.
+        """
+        ...
+
+
+class TokenIssuer(Protocol):
+    def issue(self, subject: str, scopes: Iterable[str] = (), ttl_s: int = 3600) -> str:
+        """A signed token for `subject`, valid for `ttl_s` seconds."""
+        ...

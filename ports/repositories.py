@@ -1,0 +1,88 @@
+"""Storage ports. Every method raises `domain.errors.DependencyUnavailable` when the store
+cannot be reached; no driver exception crosses this boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from domain.feed import FeedPage
+from domain.interactions import StoredInteraction
+from domain.outbox import OutboxMessage, PendingMessage
+
+
+class InteractionRepository(Protocol):
+    def get_by_event_ids(self, event_ids: Collection[str]) -> dict[str, StoredInteraction]:
+        """The stored interactions among `event_ids`, keyed by event id; unknown ids are absent."""
+        ...
+
+    def add(self, interactions: Sequence[StoredInteraction]) -> None:
+        """Stage new interactions; their event ids must not be stored yet (raises Conflict)."""
+        ...
+
+    def count(self) -> int:
+        """How many interactions are stored."""
+        ...
+
+
+class FeedCacheRepository(Protocol):
+    def add_page(self, page: FeedPage) -> None:
+        """Stage one served page. Raises `domain.errors.Conflict` if the session already has a
+        page with that number."""
+        ...
+
+    def pages(self, feed_session_id: str) -> list[FeedPage]:
+        """The session's pages in page order; empty for an unknown session."""
+        ...
+
+    def served_scores(self, feed_session_id: str, video_ids: Collection[str]) -> dict[str, float]:
+        """video id -> score it was served with in the session, for those of `video_ids` served
+        there; a video served on several pages keeps its first score."""
+        ...
+
+
+class OutboxRepository(Protocol):
+    def add(self, messages: Sequence[OutboxMessage]) -> None:
+        """Stage messages; they commit with the unit of work that stages them."""
+        ...
+
+    def pending(self, limit: int) -> list[PendingMessage]:
+        """Up to `limit` unsent messages, oldest (lowest id) first."""
+        ...
+
+    def mark_sent(self, ids: Collection[int], sent_at: datetime) -> None:
+        """Record broker acknowledgement of these messages; they are never pending again."""
+        ...
+
+    def record_failure(self, ids: Collection[int]) -> None:
+        """Count one more failed publish attempt for these messages; they stay pending."""
+        ...
+
+    def backlog(self) -> int:
+        """How many messages are unsent."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over every repository. Leaving the `with` block without `commit()`
+    rolls back everything staged in it."""
+
+    interactions: InteractionRepository
+    feed_cache: FeedCacheRepository
+    outbox: OutboxRepository
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None:
+        """Make everything staged durable, atomically. Raises `domain.errors.Conflict` when a
+        uniqueness rule is broken (nothing is written then)."""
+        ...
