@@ -39,7 +39,7 @@ class Settings:
     # --- auth ----------------------------------------------------------------------------
     #: JWT_SECRET: HS256 secret; empty means the one kept in <data_dir>/jwt-secret (created once).
     jwt_secret: str = ""
-    #: JWT_PUBLIC_KEY_FILE: PEM public key; when set, RS256 tokens signed by its key are accepted too.
+    #: JWT_PUBLIC_KEY_FILE: PEM public key; when set, RS256 tokens it verifies are accepted too.
     jwt_public_key_file: str = ""
     #: JWT_AUDIENCE: the `aud` every token must carry.
     jwt_audience: str = "feedrec"
@@ -60,6 +60,14 @@ class Settings:
     lightfm_target: str = "127.0.0.1:50051"
     #: MODEL_STORE_URI: folder or s3:// prefix of model artifacts; empty means <data_dir>/models.
     model_store_uri: str = ""
+    #: LIGHTFM_ADMIN_TOKEN: bearer token LoadModel must carry; empty leaves LoadModel open.
+    lightfm_admin_token: str = ""
+    #: LIGHTFM_MAX_WORKERS: threads serving gRPC calls in the model service.
+    lightfm_max_workers: int = 8
+    #: LIGHTFM_POLL_INTERVAL_S: seconds between checks of the published model; 0 disables.
+    lightfm_poll_interval_s: float = 60.0
+    #: LIGHTFM_SHUTDOWN_GRACE_S: seconds in-flight calls get to finish after SIGTERM.
+    lightfm_shutdown_grace_s: float = 5.0
 
     @property
     def resolved_database_url(self) -> str:
@@ -114,4 +122,8 @@ ENV_NAMES: dict[str, str] = {
     "lightfm_bind": "LIGHTFM_BIND",
     "lightfm_target": "LIGHTFM_TARGET",
     "model_store_uri": "MODEL_STORE_URI",
+    "lightfm_admin_token": "LIGHTFM_ADMIN_TOKEN",
+    "lightfm_max_workers": "LIGHTFM_MAX_WORKERS",
+    "lightfm_poll_interval_s": "LIGHTFM_POLL_INTERVAL_S",
+    "lightfm_shutdown_grace_s": "LIGHTFM_SHUTDOWN_GRACE_S",
 }

@@ -25,7 +25,7 @@ class FallbackReason(StrEnum):
 
 @dataclass(frozen=True)
 class ScoredVideo:
-    """One ranked item: a higher `score` ranks earlier; scores are comparable within one page only."""
+    """One ranked item: a higher `score` ranks earlier; scores compare within one page only."""
 
     video_id: str
     score: float

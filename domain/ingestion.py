@@ -1,4 +1,4 @@
-"""Accepting interaction events: authorise, validate, de-duplicate, persist with their outbox rows."""
+"""Accepting interaction events: authorise, validate, de-duplicate, persist with outbox rows."""
 
 from __future__ import annotations
 
@@ -107,7 +107,10 @@ class InteractionIngestion:
                 ]
             )
             uow.outbox.add(
-                [OutboxMessage(self._topic, event.user_id, published_form(event), now) for event in new]
+                [
+                    OutboxMessage(self._topic, event.user_id, published_form(event), now)
+                    for event in new
+                ]
             )
             uow.commit()
         return len(new)

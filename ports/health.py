@@ -15,7 +15,7 @@ class ComponentHealth:
 class HealthCheck(Protocol):
     #: The component's name in `/readyz` (e.g. "database", "kafka", "model").
     name: str
-    #: A non-critical component degrades answers when down; a critical one makes the service unready.
+    #: A non-critical component degrades answers when down; a critical one makes us unready.
     critical: bool
 
     def check(self) -> ComponentHealth:

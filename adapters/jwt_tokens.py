@@ -1,0 +1,77 @@
+"""Bearer JWTs with PyJWT. Implements `ports.auth.TokenVerifier` and `ports.auth.TokenIssuer`.
+
+HS256 with the shared secret is always accepted; RS256 too when a public key is configured.
+The algorithm list is fixed here, never taken from the token, so `alg: none` and algorithm
+confusion (an RS256 public key used as an HS256 secret) are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from domain.auth import Principal
+from domain.errors import Unauthenticated
+from domain.interactions import id_problem
+
+ISSUER = "feedrec"
+
+
+class JwtTokens:
+    def __init__(
+        self,
+        secret: str,
+        audience: str,
+        leeway_s: int = 30,
+        public_key_pem: str | None = None,
+    ) -> None:
+        if len(secret) < 32:
+            raise ValueError("the HS256 secret must be at least 32 characters")
+        self._secret = secret
+        self._audience = audience
+        self._leeway_s = leeway_s
+        self._public_key = public_key_pem
+
+    def verify(self, token: str) -> Principal:
+        try:
+            algorithm = jwt.get_unverified_header(token).get("alg")
+            if algorithm == "HS256":
+                key: str = self._secret
+            elif algorithm == "RS256" and self._public_key:
+                key = self._public_key
+            else:
+                raise Unauthenticated(f"tokens signed with {algorithm!r} are not accepted")
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=self._audience,
+                leeway=self._leeway_s,
+                options={"require": ["exp", "sub", "aud"]},
+            )
+        except jwt.ExpiredSignatureError as err:
+            raise Unauthenticated("the token has expired") from err
+        except jwt.PyJWTError as err:
+            raise Unauthenticated("the token is not valid") from err
+        subject = claims["sub"]
+        if not isinstance(subject, str) or id_problem(subject):
+            raise Unauthenticated("the token's subject is not a valid user id")
+        scope = claims.get("scope", "")
+        scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
+        return Principal(subject=subject, scopes=scopes)
+
+    def issue(self, subject: str, scopes: Iterable[str] = (), ttl_s: int = 3600) -> str:
+        now = datetime.now(UTC)
+        claims: dict[str, object] = {
+            "sub": subject,
+            "aud": self._audience,
+            "iss": ISSUER,
+            "iat": now,
+            "exp": now + timedelta(seconds=ttl_s),
+        }
+        scope = " ".join(sorted(set(scopes)))
+        if scope:
+            claims["scope"] = scope
+        return jwt.encode(claims, self._secret, algorithm="HS256")

@@ -1,0 +1,10 @@
+"""Implements `ports.clock.Clock` with the machine's clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)

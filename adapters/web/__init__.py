@@ -1,0 +1,1 @@
+"""The REST adapter: Flask blueprints, the error map and the OpenAPI document."""
