@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.logs import gunicorn_logconfig
 from app.settings import Settings
 
 _settings = Settings.from_env()
@@ -16,3 +17,4 @@ graceful_timeout = 10
 keepalive = 5
 accesslog = None  # the app logs each request as a JSON line
 loglevel = _settings.log_level.lower()
+logconfig_dict = gunicorn_logconfig(_settings.log_level)
