@@ -1,0 +1,221 @@
+"""SQL implementations of the `ports.repositories` repositories: `InteractionRepository`,
+`FeedCacheRepository` and `OutboxRepository`.
+
+Each works inside the unit of work's open transaction: "staging" is executing the statement
+there, so later reads in the same unit of work see it and a rollback discards it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from datetime import datetime
+from itertools import islice
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.engine import RowMapping
+
+from adapters.sql.errors import database_errors
+from adapters.sql.tables import feed_cache, outbox, user_interactions
+from domain.feed import Algorithm, FallbackReason, FeedPage, ScoredVideo
+from domain.interactions import InteractionEvent, InteractionType, StoredInteraction
+from domain.outbox import OutboxMessage, PendingMessage
+
+_T = TypeVar("_T")
+
+# Keeps IN lists well below every driver's bound-parameter limit.
+_IN_CHUNK = 500
+
+
+class SqlInteractionRepository:
+    """Implements `ports.repositories.InteractionRepository` on `user_interactions`."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    @database_errors()
+    def get_by_event_ids(self, event_ids: Collection[str]) -> dict[str, StoredInteraction]:
+        found: dict[str, StoredInteraction] = {}
+        for chunk in _chunks(set(event_ids), _IN_CHUNK):
+            query = select(user_interactions).where(user_interactions.c.event_id.in_(chunk))
+            for row in self._connection.execute(query).mappings():
+                found[row["event_id"]] = interaction_from_row(row)
+        return found
+
+    @database_errors()
+    def add(self, interactions: Sequence[StoredInteraction]) -> None:
+        if not interactions:
+            return
+        # A savepoint undoes just this call on a Conflict, leaving the transaction usable
+        # (PostgreSQL refuses every later statement of a transaction that hit an error).
+        with self._connection.begin_nested():
+            self._connection.execute(
+                insert(user_interactions), [interaction_row(item) for item in interactions]
+            )
+
+    @database_errors()
+    def count(self) -> int:
+        query = select(func.count()).select_from(user_interactions)
+        return int(self._connection.execute(query).scalar_one())
+
+
+class SqlFeedCacheRepository:
+    """Implements `ports.repositories.FeedCacheRepository` on `feed_cache`."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    @database_errors()
+    def add_page(self, page: FeedPage) -> None:
+        row = {
+            "feed_session_id": page.feed_session_id,
+            "page_number": page.page_number,
+            "user_id": page.user_id,
+            "algorithm": page.algorithm.value,
+            "fallback_reason": page.fallback_reason.value if page.fallback_reason else None,
+            "model_version": page.model_version,
+            "experiment_variant_id": page.experiment_variant_id,
+            "items": [{"videoId": item.video_id, "score": item.score} for item in page.items],
+            "created_at": page.created_at,
+        }
+        with self._connection.begin_nested():
+            self._connection.execute(insert(feed_cache), row)
+
+    @database_errors()
+    def pages(self, feed_session_id: str) -> list[FeedPage]:
+        query = (
+            select(feed_cache)
+            .where(feed_cache.c.feed_session_id == feed_session_id)
+            .order_by(feed_cache.c.page_number)
+        )
+        return [_page_from_row(row) for row in self._connection.execute(query).mappings()]
+
+    @database_errors()
+    def served_scores(self, feed_session_id: str, video_ids: Collection[str]) -> dict[str, float]:
+        wanted = set(video_ids)
+        if not wanted:
+            return {}
+        query = (
+            select(feed_cache.c["items"])  # `.c.items` is the collection's method
+            .where(feed_cache.c.feed_session_id == feed_session_id)
+            .order_by(feed_cache.c.page_number)
+        )
+        scores: dict[str, float] = {}
+        for items in self._connection.execute(query).scalars():
+            for item in items:
+                if item["videoId"] in wanted:
+                    scores.setdefault(item["videoId"], float(item["score"]))
+        return scores
+
+
+class SqlOutboxRepository:
+    """Implements `ports.repositories.OutboxRepository` on `outbox`."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    @database_errors()
+    def add(self, messages: Sequence[OutboxMessage]) -> None:
+        if not messages:
+            return
+        rows = [
+            {
+                "topic": message.topic,
+                "key": message.key,
+                "payload": dict(message.payload),
+                "created_at": message.created_at,
+                "attempts": 0,
+            }
+            for message in messages
+        ]
+        self._connection.execute(insert(outbox), rows)
+
+    @database_errors()
+    def pending(self, limit: int) -> list[PendingMessage]:
+        if limit <= 0:
+            return []
+        query = select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit)
+        return [
+            PendingMessage(
+                id=row["id"],
+                message=OutboxMessage(row["topic"], row["key"], row["payload"], row["created_at"]),
+                attempts=row["attempts"],
+            )
+            for row in self._connection.execute(query).mappings()
+        ]
+
+    @database_errors()
+    def mark_sent(self, ids: Collection[int], sent_at: datetime) -> None:
+        # The first acknowledgement is the one publish latency is measured to.
+        for chunk in _chunks(set(ids), _IN_CHUNK):
+            self._connection.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(chunk), outbox.c.sent_at.is_(None))
+                .values(sent_at=sent_at)
+            )
+
+    @database_errors()
+    def record_failure(self, ids: Collection[int]) -> None:
+        for chunk in _chunks(set(ids), _IN_CHUNK):
+            self._connection.execute(
+                update(outbox).where(outbox.c.id.in_(chunk)).values(attempts=outbox.c.attempts + 1)
+            )
+
+    @database_errors()
+    def backlog(self) -> int:
+        query = select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+        return int(self._connection.execute(query).scalar_one())
+
+
+def interaction_row(item: StoredInteraction) -> dict[str, Any]:
+    """The `user_interactions` row of one stored interaction (shared with the bulk loader)."""
+    event = item.event
+    return {
+        "event_id": event.event_id,
+        "user_id": event.user_id,
+        "video_id": event.video_id,
+        "interaction_type": event.interaction_type.value,
+        "watch_time_ms": event.watch_time_ms,
+        "occurred_at": event.occurred_at,
+        "received_at": item.received_at,
+        "feed_session_id": event.feed_session_id,
+        "algorithm": event.algorithm,
+        "experiment_variant_id": event.experiment_variant_id,
+        "recommendation_score": item.recommendation_score,
+    }
+
+
+def interaction_from_row(row: RowMapping | Mapping[str, Any]) -> StoredInteraction:
+    event = InteractionEvent(
+        event_id=row["event_id"],
+        user_id=row["user_id"],
+        video_id=row["video_id"],
+        interaction_type=InteractionType(row["interaction_type"]),
+        watch_time_ms=row["watch_time_ms"],
+        occurred_at=row["occurred_at"],
+        feed_session_id=row["feed_session_id"],
+        algorithm=row["algorithm"],
+        experiment_variant_id=row["experiment_variant_id"],
+    )
+    return StoredInteraction(event, row["received_at"], row["recommendation_score"])
+
+
+def _page_from_row(row: RowMapping) -> FeedPage:
+    reason = row["fallback_reason"]
+    return FeedPage(
+        feed_session_id=row["feed_session_id"],
+        page_number=row["page_number"],
+        user_id=row["user_id"],
+        algorithm=Algorithm(row["algorithm"]),
+        fallback_reason=FallbackReason(reason) if reason is not None else None,
+        model_version=row["model_version"],
+        experiment_variant_id=row["experiment_variant_id"],
+        items=tuple(ScoredVideo(item["videoId"], float(item["score"])) for item in row["items"]),
+        created_at=row["created_at"],
+    )
+
+
+def _chunks(values: Collection[_T], size: int) -> Iterator[list[_T]]:
+    iterator = iter(values)
+    while chunk := list(islice(iterator, size)):
+        yield chunk

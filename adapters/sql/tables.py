@@ -1,0 +1,103 @@
+"""The schema behind the `ports.repositories` adapter, as SQLAlchemy Core tables.
+
+`migrations/versions/` must create exactly this; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    text,
+)
+
+from adapters.sql.types import UtcDateTime
+
+#: Identifiers (user, video, event, feed session, variant) hold up to this many characters.
+ID_LENGTH = 128
+
+# Explicit constraint names make migrations reproducible and let SQLite batch mode find them.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BIGINT on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is an auto-incrementing rowid.
+_SURROGATE_KEY = BigInteger().with_variant(Integer(), "sqlite")
+
+user_interactions = Table(
+    "user_interactions",
+    metadata,
+    # The nightly export reads rows above its last watermark, so ids must only ever grow:
+    # sqlite_autoincrement stops SQLite from reusing the id of a deleted last row.
+    Column("id", _SURROGATE_KEY, primary_key=True, autoincrement=True),
+    Column("event_id", String(ID_LENGTH), nullable=False),
+    Column("user_id", String(ID_LENGTH), nullable=False),
+    Column("video_id", String(ID_LENGTH), nullable=False),
+    Column("interaction_type", String(16), nullable=False),
+    Column("watch_time_ms", Integer, nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("feed_session_id", String(ID_LENGTH), nullable=True),
+    Column("algorithm", String(16), nullable=True),
+    Column("experiment_variant_id", String(ID_LENGTH), nullable=True),
+    Column("recommendation_score", Double, nullable=True),
+    UniqueConstraint("event_id"),
+    # trending: recent interactions overall, and per video
+    Index(None, "occurred_at"),
+    Index(None, "video_id", "occurred_at"),
+    # what a viewer already watched, newest first
+    Index(None, "user_id", "occurred_at"),
+    sqlite_autoincrement=True,
+)
+
+feed_cache = Table(
+    "feed_cache",
+    metadata,
+    Column("id", _SURROGATE_KEY, primary_key=True, autoincrement=True),
+    Column("feed_session_id", String(ID_LENGTH), nullable=False),
+    Column("page_number", Integer, nullable=False),
+    Column("user_id", String(ID_LENGTH), nullable=False),
+    Column("algorithm", String(16), nullable=False),
+    Column("fallback_reason", String(32), nullable=True),
+    Column("model_version", String(ID_LENGTH), nullable=True),
+    Column("experiment_variant_id", String(ID_LENGTH), nullable=True),
+    # [{"videoId": ..., "score": ...}, ...] in rank order
+    Column("items", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("feed_session_id", "page_number"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    # The relay publishes in id order, so ids must only ever grow (see user_interactions.id).
+    Column("id", _SURROGATE_KEY, primary_key=True, autoincrement=True),
+    Column("topic", String(255), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    # Sent rows pile up; the relay only ever looks for the unsent ones, oldest first.
+    Index(
+        "ix_outbox_pending",
+        "id",
+        postgresql_where=text("sent_at IS NULL"),
+        sqlite_where=text("sent_at IS NULL"),
+    ),
+    sqlite_autoincrement=True,
+)
