@@ -1,0 +1,1 @@
+"""LightFM: training, the model artifact, and scoring with a loaded model."""

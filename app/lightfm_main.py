@@ -1,0 +1,82 @@
+"""The `lightfm` process: the gRPC model service on `LIGHTFM_BIND`.
+
+    python -m app.lightfm_main        (or `feedrec lightfm`)
+
+Starts listening at once; health says NOT_SERVING until a model is loaded, which is the
+published one at start, or the next one published (poll) or named by LoadModel. SIGTERM or
+SIGINT stops it, giving in-flight calls `LIGHTFM_SHUTDOWN_GRACE_S` seconds to finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from adapters.lightfm.model_service import CorruptArtifactError, ModelService
+from adapters.lightfm.server import build_server
+from adapters.model_store import model_store_from_uri
+from adapters.system_clock import SystemClock
+from app.logs import configure_logging
+from app.settings import Settings
+from domain.errors import DependencyUnavailable, NotFound
+
+log = logging.getLogger("feedrec.lightfm")
+
+
+def serve(settings: Settings, stop: threading.Event | None = None) -> None:
+    """Run the model service until `stop` is set; without one, until SIGTERM or SIGINT."""
+    if stop is None:
+        stop = threading.Event()
+        _stop_on_signals(stop)
+    models = ModelService(model_store_from_uri(settings.resolved_model_store_uri), SystemClock())
+    server, port = build_server(
+        models,
+        settings.lightfm_bind,
+        max_workers=settings.lightfm_max_workers,
+        admin_token=settings.lightfm_admin_token,
+    )
+    server.start()
+    host = settings.lightfm_bind.rpartition(":")[0]
+    log.info("lightfm listening", extra={"bind": f"{host}:{port}", "port": port})
+    _load_published(models)
+    if settings.lightfm_poll_interval_s > 0:
+        models.start_polling(settings.lightfm_poll_interval_s)
+    try:
+        stop.wait()
+    finally:
+        log.info("lightfm stopping", extra={"grace_s": settings.lightfm_shutdown_grace_s})
+        models.stop_polling()
+        server.stop(settings.lightfm_shutdown_grace_s).wait()
+        log.info("lightfm stopped")
+
+
+def _load_published(models: ModelService) -> None:
+    # A missing or broken model must not keep the process down: it serves NOT_SERVING, and the
+    # poller or a LoadModel call brings a model in later.
+    try:
+        models.load()
+    except NotFound:
+        log.warning("no model published yet: NOT_SERVING until one is")
+    except (DependencyUnavailable, CorruptArtifactError) as err:
+        log.error("could not load the published model", extra={"error": str(err)})
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    # Only set the event here: logging from a signal handler can deadlock on the log lock.
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    serve(settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Protobuf contracts and their generated Python stubs (regenerate: `python proto/generate.py`)."""

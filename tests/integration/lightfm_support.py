@@ -1,0 +1,103 @@
+"""Shared set-up of the LightFM model service tests: two small trained models, a store holding
+them, and real gRPC servers on free ports that are always stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from adapters.lightfm.artifact import ModelArtifact
+from adapters.lightfm.model_service import ModelService
+from adapters.lightfm.server import build_server
+from adapters.lightfm.trainer import LightFMTrainer
+from adapters.model_store.local import LocalModelStore
+from adapters.system_clock import SystemClock
+from app.demo_data import generate_interactions
+from proto.lightfm.v2025_9 import recommender_pb2_grpc as pb_grpc
+
+WINDOW_END = datetime(2026, 11, 24, tzinfo=UTC)
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass(frozen=True)
+class TwoModels:
+    """Two versions trained on the same history (same users and videos, other seeds)."""
+
+    first: ModelArtifact
+    second: ModelArtifact
+
+
+def train_two_models() -> TwoModels:
+    """Small on purpose (150 users, 400 videos, 16 components): well under a second."""
+    history = generate_interactions(150, 400, 6_000, days=7, seed=3, end=WINDOW_END).to_training()
+
+    def train(seed: int) -> ModelArtifact:
+        trainer = LightFMTrainer(no_components=16, epochs=5, num_threads=1, seed=seed)
+        trained_at = WINDOW_END + timedelta(hours=seed)
+        return trainer.train(history, WINDOW_END - timedelta(days=7), WINDOW_END, trained_at)
+
+    return TwoModels(train(1), train(2))
+
+
+def store_with(root: Path, models: TwoModels) -> LocalModelStore:
+    """A store under `root` holding both versions, the first published."""
+    store = LocalModelStore(root)
+    for artifact in (models.first, models.second):
+        store.put(artifact.info.version, artifact.to_bytes(), artifact.info)
+    store.publish(models.first.info.version)
+    return store
+
+
+@dataclass
+class RunningServer:
+    models: ModelService
+    stub: Any
+    health: Any
+    channel: grpc.Channel
+
+    def health_of(self, service: str) -> int:
+        status: int = self.health.Check(health_pb2.HealthCheckRequest(service=service)).status
+        return status
+
+
+class ServerStarter:
+    """Starts real servers on 127.0.0.1 with a free port; `close` stops every one of them."""
+
+    def __init__(self) -> None:
+        self._started: list[tuple[grpc.Server, grpc.Channel, ModelService]] = []
+
+    def __call__(
+        self, store: LocalModelStore, *, load: bool = True, admin_token: str = ""
+    ) -> RunningServer:
+        service = ModelService(store, SystemClock())
+        server, port = build_server(service, "127.0.0.1:0", max_workers=8, admin_token=admin_token)
+        server.start()
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self._started.append((server, channel, service))
+        if load:
+            service.load()
+        return RunningServer(
+            service, pb_grpc.RecommenderStub(channel), health_pb2_grpc.HealthStub(channel), channel
+        )
+
+    def close(self) -> None:
+        for server, channel, service in self._started:
+            service.stop_polling()
+            channel.close()
+            server.stop(grace=None).wait()
+
+
+def status_of(call: Callable[[], object]) -> grpc.StatusCode:
+    """The status code of a call that must fail."""
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    code: grpc.StatusCode = caught.value.code()
+    return code
