@@ -4,11 +4,11 @@ cannot be reached; no driver exception crosses this boundary."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 
-from domain.feed import FeedPage
+from domain.feed import FeedPage, FeedSession, VideoActivity
 from domain.interactions import StoredInteraction
 from domain.outbox import OutboxMessage, PendingMessage
 
@@ -43,6 +43,16 @@ class FeedCacheRepository(Protocol):
         ...
 
 
+class FeedSessionRepository(Protocol):
+    def add(self, session: FeedSession) -> None:
+        """Stage a new session. Raises `domain.errors.Conflict` if its id is stored already."""
+        ...
+
+    def get(self, feed_session_id: str) -> FeedSession | None:
+        """The session, or None when no such session is stored."""
+        ...
+
+
 class OutboxRepository(Protocol):
     def add(self, messages: Sequence[OutboxMessage]) -> None:
         """Stage messages; they commit with the unit of work that stages them."""
@@ -64,6 +74,11 @@ class OutboxRepository(Protocol):
         """How many messages are unsent."""
         ...
 
+    def purge_sent(self, sent_before: datetime) -> int:
+        """Delete messages acknowledged before `sent_before`; returns how many. Unsent
+        messages are never deleted."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One transaction over every repository. Leaving the `with` block without `commit()`
@@ -71,6 +86,7 @@ class UnitOfWork(Protocol):
 
     interactions: InteractionRepository
     feed_cache: FeedCacheRepository
+    feed_sessions: FeedSessionRepository
     outbox: OutboxRepository
 
     def __enter__(self) -> Self: ...
@@ -85,4 +101,27 @@ class UnitOfWork(Protocol):
     def commit(self) -> None:
         """Make everything staged durable, atomically. Raises `domain.errors.Conflict` when a
         uniqueness rule is broken (nothing is written then)."""
+        ...
+
+
+class ActivityReader(Protocol):
+    """Read-only aggregates for the trending feed; never takes a write lock."""
+
+    def activity_between(self, start: datetime, end: datetime) -> list[VideoActivity]:
+        """Interactions with `start <= occurred_at < end`, aggregated per (video, type).
+        Order is unspecified; empty when there are none."""
+        ...
+
+
+class Leases(Protocol):
+    """Named, expiring locks in the database: one holder at a time per name, and a holder that
+    dies loses the lease when it expires, so the work it guarded is recoverable."""
+
+    def acquire(self, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
+        """Take or renew the lease for `holder` until `now + ttl`. True when `holder` holds it
+        now; False when another holder's lease has not expired."""
+        ...
+
+    def release(self, name: str, holder: str) -> None:
+        """Give the lease up if `holder` holds it; otherwise do nothing."""
         ...
