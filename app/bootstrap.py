@@ -1,27 +1,44 @@
 """The composition root: the one place that builds adapters and wires them into the domain.
 
 Every part can be overridden (tests pass fakes or pre-built adapters). Building opens no
-connection: engines and clients connect lazily, on first use.
+connection: engines and gRPC channels connect lazily, on first use; background work starts
+only when the caller starts it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
+from adapters.dogstatsd_metrics import DogStatsdMetrics
 from adapters.jwt_tokens import JwtTokens
+from adapters.lightfm.client import GrpcRecommender, ModelServiceHealth
+from adapters.null_observability import NullAnalytics, NullMetrics
+from adapters.segment_analytics import SegmentAnalytics
+from adapters.sql.activity import SqlActivityReader
 from adapters.sql.engine import make_engine
 from adapters.sql.health import DatabaseHealth
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from adapters.system_clock import SystemClock
+from adapters.trending_health import TrendingHealth
 from adapters.web.dependencies import WebDependencies
+from app.background import PeriodicTask
 from app.secrets import jwt_secret, public_key
 from app.settings import Settings
+from domain.cursor import CursorCodec
+from domain.experiments import parse_experiment
+from domain.feed_service import FeedPolicy, FeedService
 from domain.ingestion import InteractionIngestion
+from domain.trending import TrendingBoard
 from ports.auth import TokenVerifier
 from ports.clock import Clock
 from ports.health import HealthCheck
-from ports.repositories import UnitOfWork
+from ports.observability import Analytics, Metrics
+from ports.recommender import Recommender
+from ports.repositories import ActivityReader, UnitOfWork
 
 
 @dataclass
@@ -31,7 +48,20 @@ class Overrides:
     clock: Clock | None = None
     token_verifier: TokenVerifier | None = None
     unit_of_work: Callable[[], UnitOfWork] | None = None
+    activity: ActivityReader | None = None
+    recommender: Recommender | None = None
+    analytics: Analytics | None = None
+    metrics: Metrics | None = None
     health_checks: Sequence[HealthCheck] | None = None
+
+
+@dataclass
+class WebComposition:
+    """The web process's parts: what the routes need, and the background work to run."""
+
+    dependencies: WebDependencies
+    background: list[PeriodicTask] = field(default_factory=list)
+    closers: list[Callable[[], object]] = field(default_factory=list)
 
 
 def token_codec(settings: Settings) -> JwtTokens:
@@ -43,20 +73,80 @@ def token_codec(settings: Settings) -> JwtTokens:
     )
 
 
-def build_web_dependencies(
-    settings: Settings, overrides: Overrides | None = None
-) -> WebDependencies:
+def cursor_codec(settings: Settings) -> CursorCodec:
+    # A key of its own, derived from the JWT secret: a cursor can never pass as a token.
+    key = hmac.new(jwt_secret(settings).encode(), b"feedrec/cursor/v1", hashlib.sha256).digest()
+    return CursorCodec(key, timedelta(seconds=settings.feed_session_ttl_s))
+
+
+def metrics_from(settings: Settings) -> Metrics:
+    if not settings.dd_agent_host:
+        return NullMetrics()
+    tags = [tag.strip() for tag in settings.dd_tags.split(",") if tag.strip()]
+    return DogStatsdMetrics(settings.dd_agent_host, settings.dd_dogstatsd_port, constant_tags=tags)
+
+
+def analytics_from(settings: Settings) -> Analytics:
+    if not settings.segment_write_key:
+        return NullAnalytics()
+    return SegmentAnalytics(settings.segment_write_key, settings.segment_host)
+
+
+def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComposition:
     chosen = overrides or Overrides()
     clock = chosen.clock or SystemClock()
     checks: list[HealthCheck] = []
-    unit_of_work = chosen.unit_of_work
-    if unit_of_work is None:
+    closers: list[Callable[[], object]] = []
+    unit_of_work, activity = chosen.unit_of_work, chosen.activity
+    if unit_of_work is None or activity is None:
         engine = make_engine(settings.resolved_database_url)
-        unit_of_work = SqlUnitOfWorkFactory(engine)
+        closers.append(engine.dispose)
         checks.append(DatabaseHealth(engine))
-    return WebDependencies(
+        unit_of_work = unit_of_work or SqlUnitOfWorkFactory(engine)
+        activity = activity or SqlActivityReader(engine)
+    metrics = chosen.metrics or metrics_from(settings)
+    analytics = chosen.analytics or analytics_from(settings)
+    recommender = chosen.recommender
+    if recommender is None:
+        client = GrpcRecommender(
+            settings.lightfm_target,
+            breaker_failures=settings.lightfm_breaker_failures,
+            breaker_cooldown_s=settings.lightfm_breaker_cooldown_s,
+            metrics=metrics,
+        )
+        closers.append(client.close)
+        checks.append(ModelServiceHealth(settings.lightfm_target))
+        recommender = client
+    trending = TrendingBoard(activity, size=settings.trending_size)
+    checks.append(TrendingHealth(trending))
+    feed = FeedService(
+        unit_of_work,
+        recommender=recommender,
+        trending=trending,
+        analytics=analytics,
+        metrics=metrics,
+        clock=clock,
+        cursors=cursor_codec(settings),
+        policy=FeedPolicy(
+            model_timeout_s=settings.lightfm_deadline_ms / 1000,
+            pool_size=settings.feed_pool_size,
+            experiment=parse_experiment(settings.feed_experiment),
+        ),
+    )
+    for closable in (analytics, metrics):
+        close = getattr(closable, "close", None)
+        if close is not None:
+            closers.append(close)
+    dependencies = WebDependencies(
         token_verifier=chosen.token_verifier or token_codec(settings),
         ingestion=InteractionIngestion(unit_of_work, clock, settings.kafka_topic),
+        feed=feed,
+        trending=trending,
+        metrics=metrics,
         health_checks=chosen.health_checks if chosen.health_checks is not None else checks,
         max_request_bytes=settings.max_request_bytes,
     )
+    refresher = PeriodicTask(
+        "trending-refresh", settings.trending_refresh_s, lambda: trending.refresh(clock.now())
+    )
+    return WebComposition(dependencies, [refresher], closers)

@@ -6,6 +6,7 @@ feedrec seed       load the synthetic demo catalogue and history (once)
 feedrec train-demo train a model on the demo history and publish it (once)
 feedrec token      mint a bearer token for local use
 feedrec lightfm    run the LightFM model service (the `lightfm` process)
+feedrec relay      publish the outbox to Kafka (the `relay` process)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("--service", action="store_true", help="may act for any user")
     token.add_argument("--ttl", type=int, default=86_400, help="lifetime in seconds")
     commands.add_parser("lightfm", help="run the LightFM gRPC model service")
+    commands.add_parser("relay", help="publish outbox messages to Kafka (the relay process)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
 
@@ -63,6 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from app.lightfm_main import serve
 
         serve(settings)
+    elif args.command == "relay":
+        from app.relay_main import run
+
+        run(settings)
     return 0
 
 

@@ -52,6 +52,49 @@ class Settings:
     kafka_bootstrap_servers: str = ""
     #: KAFKA_TOPIC: the interactions topic.
     kafka_topic: str = "feed.interactions.v1"
+    #: KAFKA_TOPIC_PARTITIONS: partitions of the topic when the relay creates it.
+    kafka_topic_partitions: int = 6
+    #: KAFKA_REPLICATION_FACTOR: replicas of each partition when the relay creates the topic.
+    kafka_replication_factor: int = 1
+    #: KAFKA_LINGER_MS: how long the producer waits to fill a batch, in milliseconds.
+    kafka_linger_ms: int = 1
+    #: KAFKA_COMPRESSION: producer compression codec (gzip, or none).
+    kafka_compression: str = "gzip"
+    #: RELAY_POLL_INTERVAL_MS: the relay's pause between looks at an empty outbox, milliseconds.
+    relay_poll_interval_ms: int = 5
+    #: RELAY_BATCH_SIZE: the most outbox messages the relay publishes in one round.
+    relay_batch_size: int = 500
+    #: RELAY_PUBLISH_TIMEOUT_S: seconds the relay waits for the broker to acknowledge a round.
+    relay_publish_timeout_s: float = 5.0
+    #: RELAY_LEASE_TTL_S: seconds a relay's lease lasts unrenewed; a crashed relay's successor
+    #: waits at most this long before it publishes.
+    relay_lease_ttl_s: float = 15.0
+    #: OUTBOX_RETENTION_S: seconds sent outbox messages are kept before the relay deletes them.
+    outbox_retention_s: int = 3600
+
+    # --- observability -------------------------------------------------------------------
+    #: SEGMENT_WRITE_KEY: Segment source write key; empty switches analytics off.
+    segment_write_key: str = ""
+    #: SEGMENT_HOST: base URL batches are POSTed to (`<host>/v1/batch`).
+    segment_host: str = "https://api.segment.io"
+    #: DD_AGENT_HOST: host of the DogStatsD agent (UDP); empty switches metrics off.
+    dd_agent_host: str = ""
+    #: DD_DOGSTATSD_PORT: UDP port of the DogStatsD agent.
+    dd_dogstatsd_port: int = 8125
+    #: DD_TAGS: comma-separated tags added to every metric and event, e.g. `env:prod,service:x`.
+    dd_tags: str = ""
+
+    # --- feed ----------------------------------------------------------------------------
+    #: FEED_POOL_SIZE: candidates the first page of a session ranks; the session's pages share them.
+    feed_pool_size: int = 500
+    #: FEED_SESSION_TTL_S: how long a feed session's cursors stay valid, in seconds.
+    feed_session_ttl_s: int = 3600
+    #: FEED_EXPERIMENT: JSON experiment (see domain/experiments.py); empty means none.
+    feed_experiment: str = ""
+    #: TRENDING_REFRESH_S: seconds between recomputations of the in-memory trending feed.
+    trending_refresh_s: float = 60.0
+    #: TRENDING_SIZE: how many videos the trending feed holds.
+    trending_size: int = 1000
 
     # --- model service -------------------------------------------------------------------
     #: LIGHTFM_BIND: host:port the lightfm gRPC model service listens on.
@@ -68,6 +111,12 @@ class Settings:
     lightfm_poll_interval_s: float = 60.0
     #: LIGHTFM_SHUTDOWN_GRACE_S: seconds in-flight calls get to finish after SIGTERM.
     lightfm_shutdown_grace_s: float = 5.0
+    #: LIGHTFM_DEADLINE_MS: the web service's budget for one model call, retries included.
+    lightfm_deadline_ms: int = 150
+    #: LIGHTFM_BREAKER_FAILURES: consecutive failed model calls that open the circuit breaker.
+    lightfm_breaker_failures: int = 5
+    #: LIGHTFM_BREAKER_COOLDOWN_S: seconds the open breaker rejects calls before one probe.
+    lightfm_breaker_cooldown_s: float = 5.0
 
     @property
     def resolved_database_url(self) -> str:
@@ -119,6 +168,25 @@ ENV_NAMES: dict[str, str] = {
     "jwt_leeway_s": "JWT_LEEWAY_S",
     "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
     "kafka_topic": "KAFKA_TOPIC",
+    "kafka_topic_partitions": "KAFKA_TOPIC_PARTITIONS",
+    "kafka_replication_factor": "KAFKA_REPLICATION_FACTOR",
+    "kafka_linger_ms": "KAFKA_LINGER_MS",
+    "kafka_compression": "KAFKA_COMPRESSION",
+    "relay_poll_interval_ms": "RELAY_POLL_INTERVAL_MS",
+    "relay_batch_size": "RELAY_BATCH_SIZE",
+    "relay_publish_timeout_s": "RELAY_PUBLISH_TIMEOUT_S",
+    "relay_lease_ttl_s": "RELAY_LEASE_TTL_S",
+    "outbox_retention_s": "OUTBOX_RETENTION_S",
+    "segment_write_key": "SEGMENT_WRITE_KEY",
+    "segment_host": "SEGMENT_HOST",
+    "dd_agent_host": "DD_AGENT_HOST",
+    "dd_dogstatsd_port": "DD_DOGSTATSD_PORT",
+    "dd_tags": "DD_TAGS",
+    "feed_pool_size": "FEED_POOL_SIZE",
+    "feed_session_ttl_s": "FEED_SESSION_TTL_S",
+    "feed_experiment": "FEED_EXPERIMENT",
+    "trending_refresh_s": "TRENDING_REFRESH_S",
+    "trending_size": "TRENDING_SIZE",
     "lightfm_bind": "LIGHTFM_BIND",
     "lightfm_target": "LIGHTFM_TARGET",
     "model_store_uri": "MODEL_STORE_URI",
@@ -126,4 +194,7 @@ ENV_NAMES: dict[str, str] = {
     "lightfm_max_workers": "LIGHTFM_MAX_WORKERS",
     "lightfm_poll_interval_s": "LIGHTFM_POLL_INTERVAL_S",
     "lightfm_shutdown_grace_s": "LIGHTFM_SHUTDOWN_GRACE_S",
+    "lightfm_deadline_ms": "LIGHTFM_DEADLINE_MS",
+    "lightfm_breaker_failures": "LIGHTFM_BREAKER_FAILURES",
+    "lightfm_breaker_cooldown_s": "LIGHTFM_BREAKER_COOLDOWN_S",
 }

@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
+import atexit
+
 from flask import Flask
 
 from adapters.web.factory import build_flask_app
-from app.bootstrap import Overrides, build_web_dependencies
+from app.bootstrap import Overrides, WebComposition, build_web
 from app.cooperative import make_c_clients_cooperative
 from app.logs import configure_logging
 from app.settings import Settings
 
+COMPOSITION_KEY = "feedrec.composition"
 
-def create_app(settings: Settings | None = None, overrides: Overrides | None = None) -> Flask:
-    """The Flask app; with no arguments, configured from the environment."""
+
+def create_app(
+    settings: Settings | None = None,
+    overrides: Overrides | None = None,
+    *,
+    start_background: bool = True,
+) -> Flask:
+    """The Flask app; with no arguments, configured from the environment. Background work
+    (the trending refresh) starts unless `start_background` is False; `shutdown(app)` stops
+    it and closes clients."""
     make_c_clients_cooperative()
     chosen = settings or Settings.from_env()
     if settings is None:
         configure_logging(chosen.log_level)
-    return build_flask_app(build_web_dependencies(chosen, overrides))
+    composition = build_web(chosen, overrides)
+    app = build_flask_app(composition.dependencies)
+    app.extensions[COMPOSITION_KEY] = composition
+    if start_background:
+        for task in composition.background:
+            task.start()
+        atexit.register(shutdown, app)
+    return app
+
+
+def shutdown(app: Flask) -> None:
+    composition: WebComposition = app.extensions[COMPOSITION_KEY]
+    for task in composition.background:
+        task.stop()
+    for close in composition.closers:
+        close()

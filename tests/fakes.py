@@ -13,10 +13,15 @@ from types import TracebackType
 from typing import Self
 
 from domain.errors import Conflict, DependencyUnavailable
-from domain.feed import FeedPage
+from domain.feed import FeedPage, FeedSession, VideoActivity
 from domain.interactions import StoredInteraction
 from domain.outbox import OutboxMessage, PendingMessage
-from ports.repositories import FeedCacheRepository, InteractionRepository, OutboxRepository
+from ports.repositories import (
+    FeedCacheRepository,
+    FeedSessionRepository,
+    InteractionRepository,
+    OutboxRepository,
+)
 
 
 class FixedClock:
@@ -49,12 +54,17 @@ class StoredState:
 
     interactions: dict[str, StoredInteraction] = field(default_factory=dict)
     pages: dict[tuple[str, int], FeedPage] = field(default_factory=dict)
+    sessions: dict[str, FeedSession] = field(default_factory=dict)
     outbox: dict[int, PendingMessage] = field(default_factory=dict)
     sent_at: dict[int, datetime] = field(default_factory=dict)
 
     def snapshot(self) -> StoredState:
         return StoredState(
-            dict(self.interactions), dict(self.pages), dict(self.outbox), dict(self.sent_at)
+            dict(self.interactions),
+            dict(self.pages),
+            dict(self.sessions),
+            dict(self.outbox),
+            dict(self.sent_at),
         )
 
 
@@ -76,6 +86,7 @@ class InMemoryUnitOfWork:
         self._changes: list[_Change] = []
         self.interactions: InteractionRepository = _Interactions(self)
         self.feed_cache: FeedCacheRepository = _FeedCache(self)
+        self.feed_sessions: FeedSessionRepository = _FeedSessions(self)
         self.outbox: OutboxRepository = _Outbox(self)
         self.committed = False
 
@@ -204,6 +215,26 @@ class _FeedCache:
         return scores
 
 
+class _FeedSessions:
+    def __init__(self, uow: InMemoryUnitOfWork) -> None:
+        self._uow = uow
+
+    def add(self, session: FeedSession) -> None:
+        session = replace(
+            session, candidates=tuple(session.candidates), created_at=_utc(session.created_at)
+        )
+
+        def change(state: StoredState) -> None:
+            if session.feed_session_id in state.sessions:
+                raise Conflict("already stored (duplicate feed_session_id)")
+            state.sessions[session.feed_session_id] = session
+
+        self._uow.stage(change)
+
+    def get(self, feed_session_id: str) -> FeedSession | None:
+        return self._uow.view().sessions.get(feed_session_id)
+
+
 class _Outbox:
     def __init__(self, uow: InMemoryUnitOfWork) -> None:
         self._uow = uow
@@ -254,6 +285,77 @@ class _Outbox:
     def backlog(self) -> int:
         state = self._uow.view()
         return sum(1 for row_id in state.outbox if row_id not in state.sent_at)
+
+    def purge_sent(self, sent_before: datetime) -> int:
+        cutoff = _utc(sent_before)
+
+        def change(state: StoredState) -> None:
+            for row_id in [row_id for row_id, at in state.sent_at.items() if at < cutoff]:
+                del state.outbox[row_id], state.sent_at[row_id]
+
+        # Like DELETE's row count: what this unit of work sees, counted before staging.
+        purged = sum(1 for at in self._uow.view().sent_at.values() if at < cutoff)
+        self._uow.stage(change)
+        return purged
+
+
+class InMemoryActivityReader:
+    """Implements `ports.repositories.ActivityReader` over what an `InMemoryUnitOfWorkFactory`
+    has committed (never what a unit of work only staged)."""
+
+    def __init__(self, factory: InMemoryUnitOfWorkFactory) -> None:
+        self._factory = factory
+
+    def activity_between(self, start: datetime, end: datetime) -> list[VideoActivity]:
+        start, end = _utc(start), _utc(end)
+        with self._factory.lock:
+            if self._factory.unavailable:
+                raise DependencyUnavailable("database", "the fake database is switched off")
+            stored = list(self._factory.state.interactions.values())
+        totals: dict[tuple[str, str], tuple[int, int]] = {}
+        for item in stored:
+            event = item.event
+            if start <= event.occurred_at < end:
+                key = (event.video_id, event.interaction_type.value)
+                events, watch_time_ms = totals.get(key, (0, 0))
+                totals[key] = (events + 1, watch_time_ms + event.watch_time_ms)
+        return [
+            VideoActivity(video_id, kind, events, watch_time_ms)
+            for (video_id, kind), (events, watch_time_ms) in totals.items()
+        ]
+
+
+class InMemoryLeases:
+    """Implements `ports.repositories.Leases` in one process. Tests read `held` (name ->
+    (holder, expires at)) and set `unavailable` to make every call raise
+    `DependencyUnavailable`."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, tuple[str, datetime]] = {}
+        self.unavailable = False
+        self._lock = threading.Lock()
+
+    def acquire(self, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
+        if ttl <= timedelta(0):
+            raise ValueError(f"a lease needs a positive ttl, not {ttl}")
+        now = _utc(now)
+        with self._lock:
+            self._check_available()
+            current = self.held.get(name)
+            if current is not None and current[0] != holder and current[1] > now:
+                return False
+            self.held[name] = (holder, now + ttl)
+            return True
+
+    def release(self, name: str, holder: str) -> None:
+        with self._lock:
+            self._check_available()
+            if name in self.held and self.held[name][0] == holder:
+                del self.held[name]
+
+    def _check_available(self) -> None:
+        if self.unavailable:
+            raise DependencyUnavailable("database", "the fake database is switched off")
 
 
 def _utc(moment: datetime) -> datetime:

@@ -533,32 +533,14 @@ def _tansu_binary() -> Path:
 def fix_kafka_python_socket_leak() -> None:
     """Close the socket of a refused connect in kafka-python (idempotent).
 
-    kafka-python 3.0.12's ``KafkaNetSocket.sock_connect`` (kafka/net/inet.py) raises
-    on ECONNREFUSED without closing the socket it was given. While a broker is down
-    every reconnect attempt leaves one socket behind, kept alive by the traceback in
-    kafka's log records until pytest releases them; when the garbage collector finally
-    gets to it, its ``ResourceWarning: unclosed <socket.socket ...>`` fails whatever test
-    is running then (filterwarnings=error). A test-scoped filter cannot catch that, and
-    a global one would hide our own socket leaks too, so the harness closes the socket
-    instead. Harmless once kafka-python fixes it (closing twice is a no-op).
+    The product has the same leak while a broker is down, so the fix lives with the Kafka
+    adapter (``adapters.kafka.socket_leak``); the harness applies it before any test client
+    talks to a broker, because an unclosed socket's ``ResourceWarning`` would otherwise fail
+    whatever test runs when the garbage collector finds it (filterwarnings=error).
     """
-    from kafka.net.inet import KafkaNetSocket
+    from adapters.kafka.socket_leak import fix_kafka_python_socket_leak as fix
 
-    original = KafkaNetSocket.sock_connect
-    if getattr(original, "_closes_on_failure", False):
-        return
-
-    async def sock_connect(
-        self: Any, net: Any, sock: socket.socket, sockaddr: Any, timeout_at: Any = None
-    ) -> Any:
-        try:
-            return await original(self, net, sock, sockaddr, timeout_at=timeout_at)
-        except BaseException:
-            sock.close()
-            raise
-
-    sock_connect._closes_on_failure = True  # type: ignore[attr-defined]
-    KafkaNetSocket.sock_connect = sock_connect
+    fix()
 
 
 def wait_for_kafka(bootstrap: str, timeout: float = 30.0) -> None:

@@ -1,5 +1,5 @@
 """SQL implementations of the `ports.repositories` repositories: `InteractionRepository`,
-`FeedCacheRepository` and `OutboxRepository`.
+`FeedCacheRepository`, `FeedSessionRepository` and `OutboxRepository`.
 
 Each works inside the unit of work's open transaction: "staging" is executing the statement
 there, so later reads in the same unit of work see it and a rollback discards it.
@@ -12,12 +12,12 @@ from datetime import datetime
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 
 from adapters.sql.errors import database_errors
-from adapters.sql.tables import feed_cache, outbox, user_interactions
-from domain.feed import Algorithm, FallbackReason, FeedPage, ScoredVideo
+from adapters.sql.tables import feed_cache, feed_sessions, outbox, user_interactions
+from domain.feed import Algorithm, FallbackReason, FeedPage, FeedSession, ScoredVideo
 from domain.interactions import InteractionEvent, InteractionType, StoredInteraction
 from domain.outbox import OutboxMessage, PendingMessage
 
@@ -75,7 +75,7 @@ class SqlFeedCacheRepository:
             "fallback_reason": page.fallback_reason.value if page.fallback_reason else None,
             "model_version": page.model_version,
             "experiment_variant_id": page.experiment_variant_id,
-            "items": [{"videoId": item.video_id, "score": item.score} for item in page.items],
+            "items": _scored_json(page.items),
             "created_at": page.created_at,
         }
         with self._connection.begin_nested():
@@ -106,6 +106,47 @@ class SqlFeedCacheRepository:
                 if item["videoId"] in wanted:
                     scores.setdefault(item["videoId"], float(item["score"]))
         return scores
+
+
+class SqlFeedSessionRepository:
+    """Implements `ports.repositories.FeedSessionRepository` on `feed_sessions`."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    @database_errors()
+    def add(self, session: FeedSession) -> None:
+        row = {
+            "feed_session_id": session.feed_session_id,
+            "user_id": session.user_id,
+            "algorithm": session.algorithm.value,
+            "fallback_reason": session.fallback_reason.value if session.fallback_reason else None,
+            "model_version": session.model_version,
+            "experiment_variant_id": session.experiment_variant_id,
+            "candidates": _scored_json(session.candidates),
+            "created_at": session.created_at,
+        }
+        # The primary key refuses a stored id here, not at commit; the savepoint keeps the
+        # rest of the unit of work usable after that Conflict.
+        with self._connection.begin_nested():
+            self._connection.execute(insert(feed_sessions), row)
+
+    @database_errors()
+    def get(self, feed_session_id: str) -> FeedSession | None:
+        query = select(feed_sessions).where(feed_sessions.c.feed_session_id == feed_session_id)
+        row = self._connection.execute(query).mappings().one_or_none()
+        if row is None:
+            return None
+        return FeedSession(
+            feed_session_id=row["feed_session_id"],
+            user_id=row["user_id"],
+            algorithm=Algorithm(row["algorithm"]),
+            fallback_reason=_reason(row["fallback_reason"]),
+            model_version=row["model_version"],
+            experiment_variant_id=row["experiment_variant_id"],
+            candidates=_scored_from_json(row["candidates"]),
+            created_at=row["created_at"],
+        )
 
 
 class SqlOutboxRepository:
@@ -166,6 +207,13 @@ class SqlOutboxRepository:
         query = select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
         return int(self._connection.execute(query).scalar_one())
 
+    @database_errors()
+    def purge_sent(self, sent_before: datetime) -> int:
+        statement = delete(outbox).where(
+            outbox.c.sent_at.is_not(None), outbox.c.sent_at < sent_before
+        )
+        return int(self._connection.execute(statement).rowcount)
+
 
 def interaction_row(item: StoredInteraction) -> dict[str, Any]:
     """The `user_interactions` row of one stored interaction (shared with the bulk loader)."""
@@ -201,18 +249,30 @@ def interaction_from_row(row: RowMapping | Mapping[str, Any]) -> StoredInteracti
 
 
 def _page_from_row(row: RowMapping) -> FeedPage:
-    reason = row["fallback_reason"]
     return FeedPage(
         feed_session_id=row["feed_session_id"],
         page_number=row["page_number"],
         user_id=row["user_id"],
         algorithm=Algorithm(row["algorithm"]),
-        fallback_reason=FallbackReason(reason) if reason is not None else None,
+        fallback_reason=_reason(row["fallback_reason"]),
         model_version=row["model_version"],
         experiment_variant_id=row["experiment_variant_id"],
-        items=tuple(ScoredVideo(item["videoId"], float(item["score"])) for item in row["items"]),
+        items=_scored_from_json(row["items"]),
         created_at=row["created_at"],
     )
+
+
+def _reason(value: str | None) -> FallbackReason | None:
+    return FallbackReason(value) if value is not None else None
+
+
+def _scored_json(items: Sequence[ScoredVideo]) -> list[dict[str, Any]]:
+    """The JSON of ranked items, in their order: `[{"videoId": ..., "score": ...}, ...]`."""
+    return [{"videoId": item.video_id, "score": item.score} for item in items]
+
+
+def _scored_from_json(items: Sequence[Mapping[str, Any]]) -> tuple[ScoredVideo, ...]:
+    return tuple(ScoredVideo(item["videoId"], float(item["score"])) for item in items)
 
 
 def _chunks(values: Collection[_T], size: int) -> Iterator[list[_T]]:

@@ -101,3 +101,27 @@ outbox = Table(
     ),
     sqlite_autoincrement=True,
 )
+
+feed_sessions = Table(
+    "feed_sessions",
+    metadata,
+    Column("feed_session_id", String(ID_LENGTH), primary_key=True),
+    Column("user_id", String(ID_LENGTH), nullable=False),
+    Column("algorithm", String(16), nullable=False),
+    Column("fallback_reason", String(32), nullable=True),
+    Column("model_version", String(ID_LENGTH), nullable=True),
+    Column("experiment_variant_id", String(ID_LENGTH), nullable=True),
+    # [{"videoId": ..., "score": ...}, ...] best first: the pool the session's pages are cut from
+    Column("candidates", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    # sessions are only ever looked up by id; this is for deleting expired ones by age
+    Index(None, "created_at"),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(ID_LENGTH), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)

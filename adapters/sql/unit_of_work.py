@@ -11,10 +11,16 @@ from sqlalchemy import Connection, Engine
 from adapters.sql.errors import database_errors
 from adapters.sql.repositories import (
     SqlFeedCacheRepository,
+    SqlFeedSessionRepository,
     SqlInteractionRepository,
     SqlOutboxRepository,
 )
-from ports.repositories import FeedCacheRepository, InteractionRepository, OutboxRepository
+from ports.repositories import (
+    FeedCacheRepository,
+    FeedSessionRepository,
+    InteractionRepository,
+    OutboxRepository,
+)
 
 
 class SqlUnitOfWork:
@@ -28,6 +34,7 @@ class SqlUnitOfWork:
 
     interactions: InteractionRepository
     feed_cache: FeedCacheRepository
+    feed_sessions: FeedSessionRepository
     outbox: OutboxRepository
 
     def __init__(self, engine: Engine) -> None:
@@ -47,6 +54,7 @@ class SqlUnitOfWork:
         self._connection = connection
         self.interactions = SqlInteractionRepository(connection)
         self.feed_cache = SqlFeedCacheRepository(connection)
+        self.feed_sessions = SqlFeedSessionRepository(connection)
         self.outbox = SqlOutboxRepository(connection)
         return self
 

@@ -7,9 +7,12 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from domain.feed_service import FeedService
 from domain.ingestion import InteractionIngestion
+from domain.trending import TrendingBoard
 from ports.auth import TokenVerifier
 from ports.health import HealthCheck
+from ports.observability import Metrics
 
 EXTENSION_KEY = "feedrec"
 
@@ -18,6 +21,9 @@ EXTENSION_KEY = "feedrec"
 class WebDependencies:
     token_verifier: TokenVerifier
     ingestion: InteractionIngestion
+    feed: FeedService
+    trending: TrendingBoard
+    metrics: Metrics
     health_checks: Sequence[HealthCheck]
     max_request_bytes: int
 

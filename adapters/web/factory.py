@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from flask import Flask, Response, g, jsonify, request
 
-from adapters.web import health, interactions
+from adapters.web import feed, health, interactions
 from adapters.web.dependencies import EXTENSION_KEY, WebDependencies
 from adapters.web.errors import register_error_handlers
 from adapters.web.openapi import Operation, openapi_document
@@ -19,7 +19,11 @@ log = logging.getLogger("feedrec.access")
 #: A client-supplied request id is echoed only when it is this tame.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
-OPERATIONS: tuple[Operation, ...] = (*health.OPERATIONS, *interactions.OPERATIONS)
+OPERATIONS: tuple[Operation, ...] = (
+    *health.OPERATIONS,
+    *feed.OPERATIONS,
+    *interactions.OPERATIONS,
+)
 
 
 def build_flask_app(deps: WebDependencies) -> Flask:
@@ -29,6 +33,7 @@ def build_flask_app(deps: WebDependencies) -> Flask:
     app.extensions[EXTENSION_KEY] = deps
     app.register_blueprint(health.blueprint)
     app.register_blueprint(interactions.blueprint)
+    app.register_blueprint(feed.blueprint)
     register_error_handlers(app)
     document = openapi_document(OPERATIONS, _package_version())
 
@@ -47,6 +52,14 @@ def build_flask_app(deps: WebDependencies) -> Flask:
         elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
         response.headers["X-Request-Id"] = g.get("request_id", "")
         # Never log headers or bodies: they carry tokens and viewers' data.
+        deps.metrics.timing(
+            "feed.request.latency_ms",
+            elapsed_ms,
+            {
+                "route": request.url_rule.rule if request.url_rule else "unmatched",
+                "status": str(response.status_code),
+            },
+        )
         log.info(
             "request",
             extra={

@@ -32,8 +32,12 @@ def validated(model: type[Model], raw: bytes) -> Model:
     try:
         return model.model_validate_json(raw)
     except ValidationError as err:
-        fields = {_path(error["loc"]): error["msg"] for error in err.errors()}
-        raise InvalidInput("the request has invalid fields", fields) from err
+        raise InvalidInput("the request has invalid fields", field_errors(err)) from err
+
+
+def field_errors(err: ValidationError) -> dict[str, str]:
+    """Field path (`events[3].watchTime`) -> what pydantic found wrong with it."""
+    return {_path(error["loc"]): error["msg"] for error in err.errors()}
 
 
 def _path(location: tuple[int | str, ...]) -> str:

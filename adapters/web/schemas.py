@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from domain.feed_service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from domain.interactions import MAX_BATCH_SIZE, MAX_ID_LENGTH, MAX_WATCH_TIME_MS, InteractionType
 
 Identifier = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH)]
@@ -65,3 +66,43 @@ class ComponentStatus(ApiModel):
 class Readiness(ApiModel):
     status: Literal["ready", "degraded", "unready"]
     components: dict[str, ComponentStatus]
+
+
+class FeedQuery(BaseModel):
+    """Query parameters of GET /feed/recommendations (query strings: integers are parsed)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    userId: Identifier = Field(description="The viewer whose feed this is.")  # noqa: N815
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = Field(
+        default=DEFAULT_PAGE_SIZE, description="Items on this page."
+    )
+    cursor: Annotated[StrictStr, Field(min_length=1, max_length=2048)] | None = Field(
+        default=None, description="`nextCursor` of the previous page; absent for a first page."
+    )
+    feedSessionId: Identifier | None = Field(  # noqa: N815
+        default=None,
+        description="Optional client-chosen id for a new session; must match the cursor's.",
+    )
+
+
+class FeedItem(ApiModel):
+    videoId: str  # noqa: N815
+    score: float
+    rank: int = Field(description="1-based position in the whole session.")
+
+
+class FeedOut(ApiModel):
+    userId: str  # noqa: N815
+    feedSessionId: str  # noqa: N815
+    algorithm: Literal["lightfm", "trending"]
+    fallbackReason: (  # noqa: N815
+        Literal[
+            "deadline", "unavailable", "error", "circuit_open", "cold_start", "experiment_control"
+        ]
+        | None
+    )
+    experimentVariantId: str | None  # noqa: N815
+    modelVersion: str | None  # noqa: N815
+    items: list[FeedItem]
+    nextCursor: str | None  # noqa: N815

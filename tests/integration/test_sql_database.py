@@ -1,6 +1,6 @@
-"""The SQL adapter against real databases: schema, failures, health, bulk loading and the
-SQLite-specific choices (UTC storage, write locking). The repository behaviour itself is
-pinned by tests/contract/test_repository_contract.py."""
+"""The SQL adapter against real databases: schema, failures, health, bulk loading, query plans,
+lease races and the SQLite-specific choices (UTC storage, write locking). The behaviour of
+each port itself is pinned by the suites in tests/contract/."""
 
 from __future__ import annotations
 
@@ -9,17 +9,21 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from adapters.sql.activity import SqlActivityReader
 from adapters.sql.bulk import bulk_insert_interactions
 from adapters.sql.engine import make_engine
 from adapters.sql.health import DatabaseHealth
-from adapters.sql.migrations import upgrade_database
-from adapters.sql.tables import metadata
+from adapters.sql.leases import SqlLeases
+from adapters.sql.migrations import alembic_config, upgrade_database
+from adapters.sql.tables import leases, metadata
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from domain.errors import Conflict, DependencyUnavailable
 from domain.interactions import InteractionEvent, InteractionType, StoredInteraction
@@ -83,7 +87,28 @@ def test_migrations_create_exactly_the_declared_schema(database_url: str) -> Non
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             assert compare_metadata(context, metadata) == []
-            assert context.get_current_revision() == "0001"
+            assert context.get_current_revision() == "0002"
+    finally:
+        engine.dispose()
+
+
+def test_the_newest_migration_downgrades_and_upgrades_again(database_url: str) -> None:
+    upgrade_database(database_url)
+
+    command.downgrade(alembic_config(database_url), "0001")
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            tables = set(sa.inspect(connection).get_table_names())
+        assert {"feed_sessions", "leases"}.isdisjoint(tables)
+        assert {"user_interactions", "feed_cache", "outbox"} <= tables
+
+        upgrade_database(database_url)
+
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()
 
@@ -226,3 +251,91 @@ def test_bulk_insert_with_a_repeated_event_id_inserts_nothing(migrated_engine: s
 
     with SqlUnitOfWorkFactory(migrated_engine)() as uow:
         assert uow.interactions.count() == 0
+
+
+def test_activity_is_read_through_the_index_on_occurred_at(migrated_engine: sa.Engine) -> None:
+    # a fortnight of history, one interaction every two minutes; trending reads one day of it
+    end = T0
+    history = (interaction(n, end - timedelta(minutes=2 * n)) for n in range(10_080))
+    bulk_insert_interactions(migrated_engine, history)
+    sent: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "GROUP BY" in statement:
+            sent.append((statement, parameters))  # exactly what the driver was given
+
+    sa.event.listen(migrated_engine, "before_cursor_execute", capture)
+    try:
+        activity = SqlActivityReader(migrated_engine).activity_between(end - timedelta(days=1), end)
+    finally:
+        sa.event.remove(migrated_engine, "before_cursor_execute", capture)
+    assert sum(a.events for a in activity) == 720
+
+    ((statement, parameters),) = sent
+    sqlite = migrated_engine.dialect.name == "sqlite"
+    with migrated_engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE")
+        explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+        plan = connection.exec_driver_sql(explain + statement, parameters).all()
+    lines = [str(row[-1]) for row in plan]
+    text = "\n".join(lines)
+    assert "ix_user_interactions_occurred_at" in text, text
+    if sqlite:
+        assert any(line.startswith("SEARCH user_interactions USING INDEX") for line in lines), text
+    else:
+        assert "Seq Scan" not in text, text
+
+
+def _wait_for_lock_waiters(engine: sa.Engine, expected: int) -> None:
+    query = sa.text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with engine.connect() as connection:
+            if connection.execute(query).scalar_one() >= expected:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"{expected} sessions never queued for a lock")
+
+
+@pytest.mark.parametrize("taken_before", [True, False], ids=["expired", "never-taken"])
+def test_of_two_postgresql_sessions_racing_for_a_free_lease_exactly_one_wins(
+    fresh_postgres_url: str, taken_before: bool
+) -> None:
+    # A third session holds the contested row back until both racers are queued behind it, so
+    # they really meet on the same row: the expired lease's row (both UPDATEs wait for its
+    # lock) or a not-yet-committed insert of the name (both INSERTs wait on the primary key).
+    upgrade_database(fresh_postgres_url)
+    engine = make_engine(fresh_postgres_url)
+    try:
+        racing = SqlLeases(engine)
+        name, now = "nightly-retrain", T0 + timedelta(minutes=5)
+        if taken_before:
+            assert racing.acquire(name, "crashed-worker", T0, timedelta(seconds=30))
+        won: dict[str, bool] = {}
+
+        def take(holder: str) -> None:
+            won[holder] = racing.acquire(name, holder, now, timedelta(seconds=30))
+
+        with engine.connect() as blocker:
+            if taken_before:
+                blocker.execute(sa.select(leases).where(leases.c.name == name).with_for_update())
+            else:
+                blocker.execute(sa.insert(leases).values(name=name, holder="x", expires_at=T0))
+            threads = [threading.Thread(target=take, args=(h,)) for h in ("w-1", "w-2")]
+            for thread in threads:
+                thread.start()
+            _wait_for_lock_waiters(engine, 2)
+            blocker.rollback()
+        for thread in threads:
+            thread.join(10)
+
+        assert sorted(won.values()) == [False, True]
+        (winner,) = (holder for holder, ok in won.items() if ok)
+        with engine.connect() as connection:
+            stored = connection.execute(sa.select(leases.c.holder, leases.c.expires_at)).all()
+        assert [tuple(row) for row in stored] == [(winner, now + timedelta(seconds=30))]
+    finally:
+        engine.dispose()

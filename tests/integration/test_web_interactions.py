@@ -28,7 +28,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[FlaskClient]:
-    app = create_app(settings)
+    app = create_app(settings, start_background=False)
     with app.test_client() as test_client:
         yield test_client
 

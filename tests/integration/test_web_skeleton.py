@@ -25,7 +25,7 @@ class StubCheck:
 
 
 def test_the_factory_builds_an_app_that_is_alive(tmp_path: Path) -> None:
-    app = create_app(settings_for(tmp_path))
+    app = create_app(settings_for(tmp_path), start_background=False)
     response = app.test_client().get("/healthz")
     assert response.status_code == 200
     assert response.json == {"status": "ok"}
@@ -34,7 +34,7 @@ def test_the_factory_builds_an_app_that_is_alive(tmp_path: Path) -> None:
 def test_readyz_reports_the_real_database_per_component(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     upgrade_database(settings.resolved_database_url)
-    response = create_app(settings).test_client().get("/readyz")
+    response = create_app(settings, start_background=False).test_client().get("/readyz")
     assert response.status_code == 200
     assert response.json is not None
     assert response.json["components"]["database"]["ok"] is True
@@ -45,7 +45,9 @@ def test_readyz_is_503_when_a_critical_component_is_down(tmp_path: Path) -> None
         StubCheck("database", ok=False, critical=True),
         StubCheck("kafka", ok=True, critical=False),
     ]
-    app = create_app(settings_for(tmp_path), Overrides(health_checks=checks))
+    app = create_app(
+        settings_for(tmp_path), Overrides(health_checks=checks), start_background=False
+    )
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.headers["Retry-After"]
@@ -58,7 +60,7 @@ def test_readyz_is_degraded_when_only_an_optional_component_is_down(tmp_path: Pa
         StubCheck("kafka", ok=False, critical=False),
     ]
     response = (
-        create_app(settings_for(tmp_path), Overrides(health_checks=checks))
+        create_app(settings_for(tmp_path), Overrides(health_checks=checks), start_background=False)
         .test_client()
         .get("/readyz")
     )
@@ -67,7 +69,11 @@ def test_readyz_is_degraded_when_only_an_optional_component_is_down(tmp_path: Pa
 
 
 def test_openapi_json_is_a_valid_openapi_3_1_document(tmp_path: Path) -> None:
-    response = create_app(settings_for(tmp_path)).test_client().get("/openapi.json")
+    response = (
+        create_app(settings_for(tmp_path), start_background=False)
+        .test_client()
+        .get("/openapi.json")
+    )
     assert response.status_code == 200
     document = response.json
     assert document is not None and document["openapi"].startswith("3.1")
@@ -78,7 +84,7 @@ def test_openapi_json_is_a_valid_openapi_3_1_document(tmp_path: Path) -> None:
 
 
 def test_unknown_routes_and_methods_get_the_error_body(tmp_path: Path) -> None:
-    client = create_app(settings_for(tmp_path)).test_client()
+    client = create_app(settings_for(tmp_path), start_background=False).test_client()
     missing = client.get("/nope")
     assert missing.status_code == 404
     assert error_of(missing.json)["code"] == "not_found"
@@ -88,7 +94,7 @@ def test_unknown_routes_and_methods_get_the_error_body(tmp_path: Path) -> None:
 
 
 def test_an_unexpected_failure_is_a_500_body_without_a_stack_trace(tmp_path: Path) -> None:
-    app = create_app(settings_for(tmp_path))
+    app = create_app(settings_for(tmp_path), start_background=False)
 
     @app.get("/boom")
     def boom() -> str:

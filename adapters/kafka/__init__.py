@@ -1,0 +1,1 @@
+"""Kafka adapters (kafka-python): the `EventBus` producer, topic provisioning, a health probe."""

@@ -1,0 +1,282 @@
+"""Implements `ports.recommender.Recommender` and a `ports.health.HealthCheck` over gRPC
+`lightfm.v2025_9`, for the web service.
+
+Retries are gRPC's own (the service config below): at most 3 attempts, only of UNAVAILABLE,
+with jittered backoff, throttled per target once failures pile up. The caller's `timeout_s` is
+one gRPC deadline, so it spans every attempt and the backoff between them. A circuit breaker
+in front rejects calls at once after `breaker_failures` consecutive failures.
+
+gevent: the calls are plain blocking stub calls; under gunicorn's gevent worker they yield to
+the hub only once `app.cooperative.make_c_clients_cooperative()` has run, and that must happen
+before a client here is built (gRPC objects made before `init_gevent()` stay blocking).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import threading
+import time
+from collections.abc import Collection, Mapping, Sequence
+from contextlib import suppress
+from itertools import pairwise
+from typing import Any
+
+import grpc
+from circuitbreaker import STATE_CLOSED, STATE_HALF_OPEN, CircuitBreaker
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from domain.feed import FallbackReason, Ranking, RecommendationFailed, ScoredVideo
+from ports.health import ComponentHealth
+from ports.observability import Metrics
+from proto.lightfm.v2025_9 import recommender_pb2 as pb
+from proto.lightfm.v2025_9 import recommender_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["Recommender"].full_name
+HEALTH_TIMEOUT_S = 0.3
+
+# Only UNAVAILABLE is retried: the server's contract names it the one retryable status, and it
+# is what gRPC reports for a refused or dropped connection. DEADLINE_EXCEEDED is not (the
+# deadline spans the call, so nothing is left to retry with); RESOURCE_EXHAUSTED is mostly
+# gRPC's own "message too large", which fails the same way again, and retrying an overloaded
+# server adds load; ABORTED is a concurrency conflict the model service never reports.
+# Throttling: each failed attempt costs a token and each success returns 0.1; retries stop
+# while half the tokens are gone, so a failure rate above ~9% turns retries off.
+SERVICE_CONFIG: dict[str, Any] = {
+    "methodConfig": [
+        {
+            # Recommend only: it is the one method this client calls, and the cheap, idempotent one.
+            "name": [{"service": SERVICE_NAME, "method": "Recommend"}],
+            "retryPolicy": {
+                "maxAttempts": 3,
+                "initialBackoff": "0.01s",
+                "maxBackoff": "0.05s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ],
+    "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
+}
+
+DEFAULT_CHANNEL_OPTIONS: Mapping[str, str | int] = {
+    "grpc.service_config": json.dumps(SERVICE_CONFIG),
+    "grpc.enable_retries": 1,
+    # gRPC's reconnect backoff grows to 120 s by default: a model service back after a restart
+    # would still be refused for minutes. Cap it near the breaker's cool-down.
+    "grpc.max_reconnect_backoff_ms": 5_000,
+}
+
+# NOT_FOUND is the model's "unknown user" answer. INVALID_ARGUMENT is our bug (the web layer
+# validated the request already), so ERROR. FAILED_PRECONDITION means "not in a state to
+# serve until someone fixes it": the model service is not serving, like UNAVAILABLE, but it is
+# not retried. Every other status is ERROR.
+_REASONS: Mapping[grpc.StatusCode, FallbackReason] = {
+    grpc.StatusCode.DEADLINE_EXCEEDED: FallbackReason.DEADLINE,
+    grpc.StatusCode.UNAVAILABLE: FallbackReason.UNAVAILABLE,
+    grpc.StatusCode.FAILED_PRECONDITION: FallbackReason.UNAVAILABLE,
+    grpc.StatusCode.NOT_FOUND: FallbackReason.COLD_START,
+}
+
+# A cold start is a correct answer from a live model: it does not count, and it ends a streak.
+_COUNTED = frozenset({FallbackReason.DEADLINE, FallbackReason.UNAVAILABLE, FallbackReason.ERROR})
+
+
+class GrpcRecommender:
+    """Implements `ports.recommender.Recommender` over one long-lived gRPC channel.
+
+    The channel connects lazily, on the first call. `metrics`, when given, receives
+    `feed.model.latency_ms` (tagged `outcome`: "ok" or the fallback reason) for every call,
+    rejected ones included, and `feed.model.circuit_open` (1 unless the breaker is closed)
+    after every call. `channel_options` override `DEFAULT_CHANNEL_OPTIONS` by name.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        breaker_failures: int = 5,
+        breaker_cooldown_s: float = 5.0,
+        metrics: Metrics | None = None,
+        channel_options: Mapping[str, str | int] | None = None,
+    ) -> None:
+        options = {**DEFAULT_CHANNEL_OPTIONS, **(channel_options or {})}
+        self._channel = grpc.insecure_channel(target, options=list(options.items()))
+        self._stub = pb_grpc.RecommenderStub(self._channel)
+        self._breaker = _Breaker(breaker_failures, breaker_cooldown_s)
+        self._metrics = metrics
+        self._target = target
+
+    def rank(self, user_id: str, limit: int, exclude: Collection[str], timeout_s: float) -> Ranking:
+        started = time.perf_counter()
+        admission = self._breaker.admit()
+        if admission is _Admission.REJECT:
+            self._report(FallbackReason.CIRCUIT_OPEN, started)
+            raise RecommendationFailed(FallbackReason.CIRCUIT_OPEN, f"breaker open: {self._target}")
+        try:
+            ranking = self._call(user_id, limit, exclude, timeout_s)
+        except RecommendationFailed as failure:
+            self._breaker.settle(admission, failure.reason in _COUNTED)
+            self._report(failure.reason, started)
+            raise
+        except BaseException:
+            # Abandoned (e.g. by a gevent.Timeout around us): no verdict, but free the probe slot.
+            self._breaker.release(admission)
+            raise
+        self._breaker.settle(admission, failed=False)
+        self._report(None, started)
+        return ranking
+
+    def close(self) -> None:
+        """Close the channel; a later `rank` fails with ERROR."""
+        self._channel.close()
+
+    def _call(
+        self, user_id: str, limit: int, exclude: Collection[str], timeout_s: float
+    ) -> Ranking:
+        try:
+            request = pb.RecommendRequest(
+                user_id=user_id, limit=limit, exclude_video_ids=list(exclude)
+            )
+            response = self._stub.Recommend(request, timeout=timeout_s)
+        except grpc.RpcError as err:
+            code: grpc.StatusCode = err.code()
+            reason = _REASONS.get(code, FallbackReason.ERROR)
+            raise RecommendationFailed(reason, f"{code.name}: {err.details()}") from err
+        except (ValueError, TypeError) as err:  # an unencodable request, or a closed channel
+            raise RecommendationFailed(FallbackReason.ERROR, str(err)) from err
+        items = tuple(ScoredVideo(item.video_id, item.score) for item in response.items)
+        if problem := _ranking_problem(items, limit, exclude):
+            raise RecommendationFailed(FallbackReason.ERROR, f"model broke its contract: {problem}")
+        return Ranking(items=items, model_version=response.model_version)
+
+    def _report(self, outcome: FallbackReason | None, started: float) -> None:
+        if self._metrics is None:
+            return
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        tags = {"outcome": outcome.value if outcome else "ok"}
+        self._metrics.timing("feed.model.latency_ms", elapsed_ms, tags)
+        self._metrics.gauge("feed.model.circuit_open", 0 if self._breaker.closed else 1)
+
+
+def _ranking_problem(
+    items: Sequence[ScoredVideo], limit: int, exclude: Collection[str]
+) -> str | None:
+    if len(items) > limit:
+        return f"{len(items)} items for limit {limit}"
+    if any(not earlier.score >= later.score for earlier, later in pairwise(items)):
+        return "scores are not non-increasing"
+    excluded = set(exclude)
+    if leaked := [item.video_id for item in items if item.video_id in excluded]:
+        return f"excluded videos returned: {leaked[:5]}"
+    return None
+
+
+class _Admission(enum.Enum):
+    REJECT = "reject"
+    CALL = "call"
+    PROBE = "probe"
+
+
+class _CountedFailure(Exception):
+    """What the `circuitbreaker` package is told a counted failure is."""
+
+
+class _Breaker:
+    """The `circuitbreaker` package's counting, opening and cool-down, plus what it lacks.
+
+    The package (2.1) counts failures since the last success (a success, or an exception its
+    predicate rejects, resets the count), opens at the threshold, and once `recovery_timeout`
+    has passed reports "half_open"; a failure then re-opens it at once (the count is still at
+    the threshold) and a success closes it. But it takes no lock: its counter and state are bare
+    attributes. Under gevent that is safe (no greenlet switch inside those updates) but with
+    threads `+=` can lose a count. Its half-open state lets every caller through until one
+    reports back, and only its decorator rejects (`with breaker:` never does), while decorating
+    keeps the breaker in a process-wide registry. So this class asks the package for the state
+    under a lock, lets a single probe through when half-open, and reports outcomes under the
+    same lock; the lock is never held across the network call.
+    """
+
+    def __init__(self, failures: int, cooldown_s: float) -> None:
+        # The package replaces a falsy threshold or timeout with its own defaults (5, 30 s).
+        if failures < 1 or cooldown_s <= 0:
+            raise ValueError("breaker_failures must be >= 1 and breaker_cooldown_s > 0")
+        self._package = CircuitBreaker(
+            failure_threshold=failures,
+            recovery_timeout=cooldown_s,
+            expected_exception=_CountedFailure,
+            name="lightfm",
+        )
+        self._lock = threading.Lock()
+        self._probing = False
+
+    @property
+    def closed(self) -> bool:
+        with self._lock:
+            return bool(self._package.state == STATE_CLOSED)
+
+    def admit(self) -> _Admission:
+        with self._lock:
+            state = self._package.state
+            if state == STATE_CLOSED:
+                return _Admission.CALL
+            if state == STATE_HALF_OPEN and not self._probing:
+                self._probing = True
+                return _Admission.PROBE
+            return _Admission.REJECT
+
+    def settle(self, admission: _Admission, failed: bool) -> None:
+        """Report how an admitted call went: `failed` for a counted failure."""
+        with self._lock:
+            was_closed = self._package.state == STATE_CLOSED
+            if admission is _Admission.PROBE:
+                self._probing = False
+            with suppress(_CountedFailure), self._package:
+                if failed:
+                    raise _CountedFailure
+            now_closed = self._package.state == STATE_CLOSED
+        if was_closed and not now_closed:
+            log.warning("model circuit breaker opened")
+        elif now_closed and not was_closed:
+            log.info("model circuit breaker closed")
+
+    def release(self, admission: _Admission) -> None:
+        """An admitted call ended without a verdict: only free the probe slot."""
+        if admission is _Admission.PROBE:
+            with self._lock:
+                self._probing = False
+
+
+class ModelServiceHealth:
+    """Implements `ports.health.HealthCheck`: does the model service report SERVING?
+
+    Not critical: without the model the feed serves trending.
+    """
+
+    name = "model"
+    critical = False
+
+    def __init__(self, target: str, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
+        self._channel = grpc.insecure_channel(target)
+        self._stub = health_pb2_grpc.HealthStub(self._channel)
+        self._timeout_s = timeout_s
+
+    def check(self) -> ComponentHealth:
+        try:
+            reply = self._stub.Check(
+                health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=self._timeout_s
+            )
+        except grpc.RpcError as err:
+            return ComponentHealth(False, f"health check failed: {err.code().name}")
+        except Exception as err:  # a probe reports, it never raises
+            return ComponentHealth(False, f"{type(err).__name__}: {err}")
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            return ComponentHealth(False, f"model service is {status}")
+        return ComponentHealth(True)
+
+    def close(self) -> None:
+        self._channel.close()

@@ -1,0 +1,81 @@
+"""`GET /feed/recommendations`: parse, call the feed service, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import ValidationError
+
+from adapters.web.auth import authenticated_principal
+from adapters.web.dependencies import dependencies
+from adapters.web.json_body import field_errors
+from adapters.web.openapi import Operation
+from adapters.web.schemas import FeedItem, FeedOut, FeedQuery
+from domain.errors import InvalidInput
+from domain.feed_service import FeedRequest
+
+blueprint = Blueprint("feed", __name__)
+
+
+def _query_parameters() -> list[dict[str, Any]]:
+    schema = FeedQuery.model_json_schema()
+    required = set(schema.get("required", []))
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "description": field.pop("description", ""),
+            "schema": field,
+        }
+        for name, field in schema["properties"].items()
+    ]
+
+
+OPERATIONS = (
+    Operation(
+        "GET",
+        "/feed/recommendations",
+        "A page of the viewer's personalised feed (LightFM, or trending as the fallback)",
+        {200: FeedOut},
+        errors=(400, 403, 409, 503),
+        parameters=_query_parameters(),
+        tags=("feed",),
+    ),
+)
+
+
+@blueprint.get("/feed/recommendations")
+def get_recommendations() -> Response:
+    principal = authenticated_principal()
+    if any(len(values) > 1 for values in request.args.listvalues()):
+        raise InvalidInput("each query parameter may appear once")
+    try:
+        query = FeedQuery.model_validate(request.args.to_dict())
+    except ValidationError as err:
+        raise InvalidInput("the request has invalid parameters", field_errors(err)) from err
+    served = dependencies().feed.page(
+        principal,
+        FeedRequest(
+            user_id=query.userId,
+            limit=query.limit,
+            cursor=query.cursor,
+            feed_session_id=query.feedSessionId,
+        ),
+    )
+    page = served.page
+    body = FeedOut(
+        userId=page.user_id,
+        feedSessionId=page.feed_session_id,
+        algorithm=page.algorithm.value,
+        fallbackReason=page.fallback_reason.value if page.fallback_reason else None,
+        experimentVariantId=page.experiment_variant_id,
+        modelVersion=page.model_version,
+        items=[
+            FeedItem(videoId=item.video_id, score=item.score, rank=served.first_rank + index)
+            for index, item in enumerate(page.items)
+        ],
+        nextCursor=served.next_cursor,
+    )
+    return jsonify(body.model_dump())

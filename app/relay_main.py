@@ -1,0 +1,212 @@
+"""The `relay` process (`feedrec relay`, Procfile `relay`): publishes the outbox to Kafka.
+
+At start it creates the topic if it is missing (retrying while the broker is down). Then, while
+it holds the `outbox-relay` lease (one publishing relay at a time; a crashed one's lease lapses
+after `RELAY_LEASE_TTL_S`), it runs relay rounds: at once again after a round that read
+something, `RELAY_POLL_INTERVAL_MS` after an empty one, with exponential backoff while the
+broker or the database fails. Sent messages older than `OUTBOX_RETENTION_S` are deleted now and
+then. SIGTERM or SIGINT finishes the round in progress, closes the producer and gives the lease
+up, so a successor can start at once.
+
+With no `KAFKA_BOOTSTRAP_SERVERS` it publishes nothing: it says so once and keeps reporting
+the outbox backlog, and the events wait in the outbox until a broker is configured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from datetime import timedelta
+from types import FrameType
+
+from adapters.kafka.admin import ensure_topic
+from adapters.kafka.producer import KafkaEventBus
+from adapters.sql.engine import make_engine
+from adapters.sql.leases import SqlLeases
+from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+from adapters.system_clock import SystemClock
+from app.bootstrap import metrics_from
+from app.settings import Settings
+from domain.errors import DependencyUnavailable
+from domain.relay import Backoff, LeaseKeeper, OutboxRelay, RelayPacing, report_backlog
+from ports.observability import Metrics
+
+log = logging.getLogger("feedrec.relay")
+
+LEASE_NAME = "outbox-relay"
+#: Seconds between deletions of old sent messages.
+PURGE_INTERVAL_S = 60.0
+#: Seconds between backlog reports when no broker is configured.
+UNCONFIGURED_REPORT_S = 10.0
+#: Backoff for the database, the broker at start, and waiting for another relay's lease.
+WAIT_BACKOFF = Backoff(base_s=0.2, cap_s=5.0)
+
+
+def run(settings: Settings, stop_event: threading.Event | None = None) -> None:
+    """Relay until `stop_event` is set (or, without one, until SIGTERM/SIGINT)."""
+    stop = stop_event or _stop_on_signals()
+    engine = make_engine(settings.resolved_database_url)
+    unit_of_work = SqlUnitOfWorkFactory(engine)
+    clock = SystemClock()
+    metrics = metrics_from(settings)
+    try:
+        if not settings.kafka_bootstrap_servers:
+            log.warning(
+                "no Kafka broker configured (KAFKA_BOOTSTRAP_SERVERS is empty): "
+                "events stay in the outbox until one is"
+            )
+            _report_until_stopped(unit_of_work, metrics, stop)
+            return
+        if not _provision_topic(settings, stop):
+            return
+        bus = KafkaEventBus(
+            settings.kafka_bootstrap_servers,
+            client_id=f"feedrec-relay-{socket.gethostname()}",
+            linger_ms=settings.kafka_linger_ms,
+            compression_type=None
+            if settings.kafka_compression == "none"
+            else settings.kafka_compression,
+        )
+        relay = OutboxRelay(
+            unit_of_work,
+            bus,
+            clock,
+            metrics,
+            batch_size=settings.relay_batch_size,
+            publish_timeout_s=settings.relay_publish_timeout_s,
+        )
+        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        keeper = LeaseKeeper(
+            SqlLeases(engine),
+            LEASE_NAME,
+            holder,
+            clock,
+            timedelta(seconds=settings.relay_lease_ttl_s),
+        )
+        pacing = RelayPacing(idle_poll_s=settings.relay_poll_interval_ms / 1000)
+        try:
+            _relay_until_stopped(relay, keeper, pacing, settings, stop)
+        finally:
+            bus.close()
+            with contextlib.suppress(DependencyUnavailable):
+                keeper.release()
+    finally:
+        close = getattr(metrics, "close", None)
+        if close is not None:
+            close()
+        engine.dispose()
+        log.info("relay stopped")
+
+
+def _relay_until_stopped(
+    relay: OutboxRelay,
+    keeper: LeaseKeeper,
+    pacing: RelayPacing,
+    settings: Settings,
+    stop: threading.Event,
+) -> None:
+    retention = timedelta(seconds=settings.outbox_retention_s)
+    failures = 0  # consecutive rounds that failed (broker or database)
+    holding = False
+    next_purge = time.monotonic()
+    while not stop.is_set():
+        try:
+            if not keeper.hold():
+                if holding:
+                    log.warning("lost the relay lease to another relay")
+                holding = False
+                stop.wait(WAIT_BACKOFF.cap_s * (0.5 + random.random() / 2))
+                continue
+            if not holding:
+                log.info("holding the relay lease", extra={"holder": keeper.holder})
+                holding = True
+            result = relay.relay_once()
+            if time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + PURGE_INTERVAL_S
+                purged = relay.purge_sent(retention)
+                if purged:
+                    log.info("purged sent outbox messages", extra={"purged": purged})
+        except DependencyUnavailable as err:
+            failures += 1
+            if failures == 1:
+                log.warning("relay round failed: %s", err.message)
+            stop.wait(WAIT_BACKOFF.delay_s(failures, random.random()))
+            continue
+        if result.failed:
+            failures += 1
+            if failures == 1:
+                log.warning(
+                    "broker did not acknowledge; backing off",
+                    extra={"failed": result.failed, "backlog": result.backlog},
+                )
+        elif failures:
+            log.info("relay recovered", extra={"after_failed_rounds": failures})
+            failures = 0
+        pause = pacing.pause_s(result, failures, random.random())
+        if pause > 0:
+            stop.wait(pause)
+
+
+def _provision_topic(settings: Settings, stop: threading.Event) -> bool:
+    """Create the topic if missing, retrying until the broker answers. False if stopped."""
+    attempts = 0
+    while not stop.is_set():
+        try:
+            ensure_topic(
+                settings.kafka_bootstrap_servers,
+                settings.kafka_topic,
+                settings.kafka_topic_partitions,
+                settings.kafka_replication_factor,
+            )
+            return True
+        except DependencyUnavailable as err:
+            attempts += 1
+            if attempts == 1:
+                log.warning("cannot provision the topic yet: %s", err.message)
+            stop.wait(WAIT_BACKOFF.delay_s(attempts, random.random()))
+    return False
+
+
+def _report_until_stopped(
+    unit_of_work: SqlUnitOfWorkFactory, metrics: Metrics, stop: threading.Event
+) -> None:
+    while not stop.is_set():
+        try:
+            report_backlog(unit_of_work, metrics)
+        except DependencyUnavailable as err:
+            log.warning("cannot count the outbox backlog: %s", err.message)
+        stop.wait(UNCONFIGURED_REPORT_S)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.info("stopping on signal %s", signal.Signals(signum).name)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+    return stop
+
+
+def main() -> int:
+    from app.logs import configure_logging
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    run(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

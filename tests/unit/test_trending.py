@@ -1,0 +1,61 @@
+"""The trending formula: decay, type weights, watch time, negatives."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from domain.feed import VideoActivity
+from domain.trending import compute_trending
+from tests.fakes_feed import ScriptedActivity
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def order(rows: list[tuple[timedelta, VideoActivity]]) -> list[str]:
+    reader = ScriptedActivity([(NOW - age, activity) for age, activity in rows])
+    return [item.video_id for item in compute_trending(reader, NOW, size=10).items]
+
+
+def test_recent_activity_outweighs_the_same_activity_days_ago() -> None:
+    assert order(
+        [
+            (timedelta(days=3), VideoActivity("old", "like", 10, 0)),
+            (timedelta(minutes=10), VideoActivity("new", "like", 10, 0)),
+        ]
+    ) == ["new", "old"]
+
+
+def test_a_share_counts_more_than_a_view() -> None:
+    assert order(
+        [
+            (timedelta(hours=2), VideoActivity("viewed", "view", 3, 3 * 30_000)),
+            (timedelta(hours=2), VideoActivity("shared", "share", 1, 0)),
+        ]
+    ) == ["shared", "viewed"]
+
+
+def test_glances_count_less_than_full_views() -> None:
+    assert order(
+        [
+            (timedelta(hours=2), VideoActivity("glanced", "view", 10, 10 * 2_000)),
+            (timedelta(hours=2), VideoActivity("watched", "view", 10, 10 * 40_000)),
+        ]
+    ) == ["watched", "glanced"]
+
+
+def test_videos_people_hide_drop_out() -> None:
+    assert order(
+        [
+            (timedelta(hours=2), VideoActivity("disliked", "view", 2, 60_000)),
+            (timedelta(hours=2), VideoActivity("disliked", "hide", 5, 0)),
+            (timedelta(hours=2), VideoActivity("fine", "view", 1, 30_000)),
+        ]
+    ) == ["fine"]
+
+
+def test_activity_outside_the_window_is_ignored() -> None:
+    assert order([(timedelta(hours=97), VideoActivity("ancient", "share", 100, 0))]) == []
