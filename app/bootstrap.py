@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from adapters.dogstatsd_metrics import DogStatsdMetrics
 from adapters.jwt_tokens import JwtTokens
+from adapters.kafka.health import KafkaHealth
 from adapters.lightfm.client import GrpcRecommender, ModelServiceHealth
 from adapters.null_observability import NullAnalytics, NullMetrics
 from adapters.segment_analytics import SegmentAnalytics
@@ -119,6 +120,8 @@ def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComp
         recommender = client
     trending = TrendingBoard(activity, size=settings.trending_size)
     checks.append(TrendingHealth(trending))
+    # The API answers without Kafka (events wait in the outbox); readiness still shows it.
+    checks.append(KafkaHealth(settings.kafka_bootstrap_servers))
     feed = FeedService(
         unit_of_work,
         recommender=recommender,

@@ -7,6 +7,8 @@ feedrec train-demo train a model on the demo history and publish it (once)
 feedrec token      mint a bearer token for local use
 feedrec lightfm    run the LightFM model service (the `lightfm` process)
 feedrec relay      publish the outbox to Kafka (the `relay` process)
+feedrec worker     the nightly retrain at RETRAIN_AT UTC (the `worker` process)
+feedrec retrain --now   run the nightly retrain at once, with progress bars
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("--ttl", type=int, default=86_400, help="lifetime in seconds")
     commands.add_parser("lightfm", help="run the LightFM gRPC model service")
     commands.add_parser("relay", help="publish outbox messages to Kafka (the relay process)")
+    commands.add_parser("worker", help="run the nightly retrain daily (the worker process)")
+    retrain = commands.add_parser("retrain", help="run the nightly retrain")
+    retrain.add_argument("--now", action="store_true", required=True, help="run it at once")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
 
@@ -69,6 +74,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from app.relay_main import run
 
         run(settings)
+    elif args.command == "worker":
+        from app.worker_main import serve as serve_worker
+
+        serve_worker(settings)
+    elif args.command == "retrain":
+        from app.worker_main import exit_code, print_run, retrain_now
+
+        record = retrain_now(settings)
+        print_run(record)
+        return exit_code(record)
     return 0
 
 
@@ -107,6 +122,19 @@ def up(settings: Settings) -> int:
     )
     env = dict(os.environ)
     env["FEEDREC_DATA_DIR"] = str(data_dir)
+    procfile = PROJECT_ROOT / "Procfile"
+    if not settings.kafka_bootstrap_servers:
+        # No broker of the operator's own: run the embedded one beside the Procfile's processes.
+        from app.embedded_broker import broker_process_line
+
+        procfile = data_dir / "Procfile.embedded"
+        procfile.write_text(
+            (PROJECT_ROOT / "Procfile").read_text().rstrip("\n")
+            + "\n"
+            + broker_process_line(settings.embedded_kafka_bind)
+            + "\n"
+        )
+        env["KAFKA_BOOTSTRAP_SERVERS"] = settings.embedded_kafka_bind
     # The Procfile names console scripts of this virtualenv.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -116,7 +144,7 @@ def up(settings: Settings) -> int:
         "honcho",
         "start",
         "-f",
-        str(PROJECT_ROOT / "Procfile"),
+        str(procfile),
         "-d",
         str(PROJECT_ROOT),
     ]

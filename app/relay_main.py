@@ -36,7 +36,14 @@ from adapters.system_clock import SystemClock
 from app.bootstrap import metrics_from
 from app.settings import Settings
 from domain.errors import DependencyUnavailable
-from domain.relay import Backoff, LeaseKeeper, OutboxRelay, RelayPacing, report_backlog
+from domain.relay import (
+    Backoff,
+    LeaseKeeper,
+    OutboxRelay,
+    RelayPacing,
+    RelayResult,
+    report_backlog,
+)
 from ports.observability import Metrics
 
 log = logging.getLogger("feedrec.relay")
@@ -53,6 +60,9 @@ WAIT_BACKOFF = Backoff(base_s=0.2, cap_s=5.0)
 def run(settings: Settings, stop_event: threading.Event | None = None) -> None:
     """Relay until `stop_event` is set (or, without one, until SIGTERM/SIGINT)."""
     stop = stop_event or _stop_on_signals()
+    # kafka-python narrates every connection at INFO; its warnings and errors still show.
+    kafka_log = logging.getLogger("kafka")
+    kafka_log.setLevel(max(kafka_log.getEffectiveLevel(), logging.WARNING))
     engine = make_engine(settings.resolved_database_url)
     unit_of_work = SqlUnitOfWorkFactory(engine)
     clock = SystemClock()
@@ -92,8 +102,9 @@ def run(settings: Settings, stop_event: threading.Event | None = None) -> None:
             timedelta(seconds=settings.relay_lease_ttl_s),
         )
         pacing = RelayPacing(idle_poll_s=settings.relay_poll_interval_ms / 1000)
+        retention = timedelta(seconds=settings.outbox_retention_s)
         try:
-            _relay_until_stopped(relay, keeper, pacing, settings, stop)
+            _RelayLoop(relay, keeper, pacing, retention, stop).run()
         finally:
             bus.close()
             with contextlib.suppress(DependencyUnavailable):
@@ -106,53 +117,77 @@ def run(settings: Settings, stop_event: threading.Event | None = None) -> None:
         log.info("relay stopped")
 
 
-def _relay_until_stopped(
-    relay: OutboxRelay,
-    keeper: LeaseKeeper,
-    pacing: RelayPacing,
-    settings: Settings,
-    stop: threading.Event,
-) -> None:
-    retention = timedelta(seconds=settings.outbox_retention_s)
-    failures = 0  # consecutive rounds that failed (broker or database)
-    holding = False
-    next_purge = time.monotonic()
-    while not stop.is_set():
-        try:
-            if not keeper.hold():
-                if holding:
-                    log.warning("lost the relay lease to another relay")
-                holding = False
-                stop.wait(WAIT_BACKOFF.cap_s * (0.5 + random.random() / 2))
+class _RelayLoop:
+    """Relay rounds while this process holds the lease, paced, backing off on failures."""
+
+    def __init__(
+        self,
+        relay: OutboxRelay,
+        keeper: LeaseKeeper,
+        pacing: RelayPacing,
+        retention: timedelta,
+        stop: threading.Event,
+    ) -> None:
+        self._relay = relay
+        self._keeper = keeper
+        self._pacing = pacing
+        self._retention = retention
+        self._stop = stop
+        self._failures = 0  # consecutive rounds that failed (broker or database)
+        self._holding = False
+        self._next_purge = time.monotonic()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                result = self._round()
+            except DependencyUnavailable as err:
+                self._failed(f"relay round failed: {err.message}", unexpected=False)
                 continue
-            if not holding:
-                log.info("holding the relay lease", extra={"holder": keeper.holder})
-                holding = True
-            result = relay.relay_once()
-            if time.monotonic() >= next_purge:
-                next_purge = time.monotonic() + PURGE_INTERVAL_S
-                purged = relay.purge_sent(retention)
-                if purged:
-                    log.info("purged sent outbox messages", extra={"purged": purged})
-        except DependencyUnavailable as err:
-            failures += 1
-            if failures == 1:
-                log.warning("relay round failed: %s", err.message)
-            stop.wait(WAIT_BACKOFF.delay_s(failures, random.random()))
-            continue
-        if result.failed:
-            failures += 1
-            if failures == 1:
-                log.warning(
-                    "broker did not acknowledge; backing off",
-                    extra={"failed": result.failed, "backlog": result.backlog},
-                )
-        elif failures:
-            log.info("relay recovered", extra={"after_failed_rounds": failures})
-            failures = 0
-        pause = pacing.pause_s(result, failures, random.random())
-        if pause > 0:
-            stop.wait(pause)
+            except Exception:  # a bug must not end the process: the outbox would stop draining
+                self._failed("relay round failed unexpectedly", unexpected=True)
+                continue
+            if result is None:  # another relay holds the lease
+                self._stop.wait(WAIT_BACKOFF.cap_s * (0.5 + random.random() / 2))
+                continue
+            if result.failed:
+                self._failures += 1
+                if self._failures == 1:
+                    log.warning(
+                        "broker did not acknowledge; backing off",
+                        extra={"failed": result.failed, "backlog": result.backlog},
+                    )
+            elif self._failures:
+                log.info("relay recovered", extra={"after_failed_rounds": self._failures})
+                self._failures = 0
+            pause = self._pacing.pause_s(result, self._failures, random.random())
+            if pause > 0:
+                self._stop.wait(pause)
+
+    def _round(self) -> RelayResult | None:
+        if not self._keeper.hold():
+            if self._holding:
+                log.warning("lost the relay lease to another relay")
+            self._holding = False
+            return None
+        if not self._holding:
+            log.info("holding the relay lease", extra={"holder": self._keeper.holder})
+            self._holding = True
+        result = self._relay.relay_once()
+        if time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + PURGE_INTERVAL_S
+            purged = self._relay.purge_sent(self._retention)
+            if purged:
+                log.info("purged sent outbox messages", extra={"purged": purged})
+        return result
+
+    def _failed(self, message: str, *, unexpected: bool) -> None:
+        self._failures += 1
+        if unexpected:
+            log.exception(message)  # every time, with its traceback
+        elif self._failures == 1:
+            log.warning(message)
+        self._stop.wait(WAIT_BACKOFF.delay_s(self._failures, random.random()))
 
 
 def _provision_topic(settings: Settings, stop: threading.Event) -> bool:

@@ -52,12 +52,16 @@ class Settings:
     kafka_bootstrap_servers: str = ""
     #: KAFKA_TOPIC: the interactions topic.
     kafka_topic: str = "feed.interactions.v1"
+    #: EMBEDDED_KAFKA_BIND: where `feedrec up` runs its own broker when no bootstrap is set.
+    embedded_kafka_bind: str = "127.0.0.1:9092"
     #: KAFKA_TOPIC_PARTITIONS: partitions of the topic when the relay creates it.
     kafka_topic_partitions: int = 6
     #: KAFKA_REPLICATION_FACTOR: replicas of each partition when the relay creates the topic.
     kafka_replication_factor: int = 1
-    #: KAFKA_LINGER_MS: how long the producer waits to fill a batch, in milliseconds.
-    kafka_linger_ms: int = 1
+    #: KAFKA_LINGER_MS: how long the producer waits to fill a batch, in milliseconds. The relay
+    #: hands the producer a whole round at once, so the round is the batch and linger only
+    #: delays it (bench/ingest.py).
+    kafka_linger_ms: int = 0
     #: KAFKA_COMPRESSION: producer compression codec (gzip, or none).
     kafka_compression: str = "gzip"
     #: RELAY_POLL_INTERVAL_MS: the relay's pause between looks at an empty outbox, milliseconds.
@@ -96,6 +100,52 @@ class Settings:
     #: TRENDING_SIZE: how many videos the trending feed holds.
     trending_size: int = 1000
 
+    # --- retrain -------------------------------------------------------------------------
+    #: EXPORT_URI: folder, file:// or s3://bucket/prefix of the parquet export of interactions;
+    #: empty means <data_dir>/exports.
+    export_uri: str = ""
+    #: S3_ENDPOINT_URL: S3-compatible server for s3:// exports and models (`http://host:port`,
+    #: or `host:port` for https); empty means AWS S3.
+    s3_endpoint_url: str = ""
+    #: EXPORT_CHUNK_ROWS: rows the export reads, writes and records progress for at a time.
+    export_chunk_rows: int = 100_000
+    #: EXPORT_LAG_S: seconds a row must be old (by received_at) before the export takes it.
+    export_lag_s: int = 60
+    #: RETRAIN_AT: UTC time of day (HH:MM) the worker runs the nightly retrain.
+    retrain_at: str = "02:00"
+    #: TRAINING_WINDOW_DAYS: days of interactions a retrain reads; the newest day is held out.
+    training_window_days: int = 90
+    #: QUALITY_TOLERANCE: the most a new model's precision@10 or AUC may fall below the serving
+    #: model's, as a fraction of it, and still be published.
+    quality_tolerance: float = 0.05
+    #: TRAIN_EPOCHS: LightFM training epochs.
+    train_epochs: int = 30
+    #: TRAIN_COMPONENTS: LightFM embedding dimensions.
+    train_components: int = 64
+    #: TRAIN_THREADS: LightFM training threads.
+    train_threads: int = 2
+    #: RETRAIN_LEASE_TTL_S: seconds the retrain lease outlives its last renewal (at each stage).
+    retrain_lease_ttl_s: int = 7200
+    #: SNOWFLAKE_ACCOUNT: Snowflake account of the run log; empty keeps the run log in the
+    #: service's own database.
+    snowflake_account: str = ""
+    #: SNOWFLAKE_USER: Snowflake login name.
+    snowflake_user: str = ""
+    #: SNOWFLAKE_PASSWORD: Snowflake password.
+    snowflake_password: str = ""
+    #: SNOWFLAKE_DATABASE: database of the run log table.
+    snowflake_database: str = "FEEDREC"
+    #: SNOWFLAKE_SCHEMA: schema of the run log table.
+    snowflake_schema: str = "PUBLIC"
+    #: SNOWFLAKE_WAREHOUSE: warehouse the run log's statements run on; empty: the user's default.
+    snowflake_warehouse: str = ""
+    #: SNOWFLAKE_HOST: endpoint host; empty: derived from the account.
+    snowflake_host: str = ""
+    #: SNOWFLAKE_PORT: endpoint port.
+    snowflake_port: int = 443
+    #: SNOWFLAKE_PROTOCOL: https, or http for a local fake.
+    snowflake_protocol: str = "https"
+
     # --- model service -------------------------------------------------------------------
     #: LIGHTFM_BIND: host:port the lightfm gRPC model service listens on.
     lightfm_bind: str = "127.0.0.1:50051"
@@ -127,6 +177,10 @@ class Settings:
     @property
     def resolved_model_store_uri(self) -> str:
         return self.model_store_uri or str((self.data_dir / "models").resolve())
+
+    @property
+    def resolved_export_uri(self) -> str:
+        return self.export_uri or str((self.data_dir / "exports").resolve())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -168,6 +222,7 @@ ENV_NAMES: dict[str, str] = {
     "jwt_leeway_s": "JWT_LEEWAY_S",
     "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
     "kafka_topic": "KAFKA_TOPIC",
+    "embedded_kafka_bind": "EMBEDDED_KAFKA_BIND",
     "kafka_topic_partitions": "KAFKA_TOPIC_PARTITIONS",
     "kafka_replication_factor": "KAFKA_REPLICATION_FACTOR",
     "kafka_linger_ms": "KAFKA_LINGER_MS",
@@ -187,6 +242,26 @@ ENV_NAMES: dict[str, str] = {
     "feed_experiment": "FEED_EXPERIMENT",
     "trending_refresh_s": "TRENDING_REFRESH_S",
     "trending_size": "TRENDING_SIZE",
+    "export_uri": "EXPORT_URI",
+    "s3_endpoint_url": "S3_ENDPOINT_URL",
+    "export_chunk_rows": "EXPORT_CHUNK_ROWS",
+    "export_lag_s": "EXPORT_LAG_S",
+    "retrain_at": "RETRAIN_AT",
+    "training_window_days": "TRAINING_WINDOW_DAYS",
+    "quality_tolerance": "QUALITY_TOLERANCE",
+    "train_epochs": "TRAIN_EPOCHS",
+    "train_components": "TRAIN_COMPONENTS",
+    "train_threads": "TRAIN_THREADS",
+    "retrain_lease_ttl_s": "RETRAIN_LEASE_TTL_S",
+    "snowflake_account": "SNOWFLAKE_ACCOUNT",
+    "snowflake_user": "SNOWFLAKE_USER",
+    "snowflake_password": "SNOWFLAKE_PASSWORD",
+    "snowflake_database": "SNOWFLAKE_DATABASE",
+    "snowflake_schema": "SNOWFLAKE_SCHEMA",
+    "snowflake_warehouse": "SNOWFLAKE_WAREHOUSE",
+    "snowflake_host": "SNOWFLAKE_HOST",
+    "snowflake_port": "SNOWFLAKE_PORT",
+    "snowflake_protocol": "SNOWFLAKE_PROTOCOL",
     "lightfm_bind": "LIGHTFM_BIND",
     "lightfm_target": "LIGHTFM_TARGET",
     "model_store_uri": "MODEL_STORE_URI",

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.kafka.socket_leak import fix_kafka_python_socket_leak
+from adapters.kafka.socket_leak import construct_closing_on_failure, fix_kafka_python_socket_leak
 from domain.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,14 @@ def ensure_topic(
 
     timeout_ms = int(timeout_s * 1000)
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=[s.strip() for s in bootstrap_servers.split(",") if s.strip()],
-            client_id="feedrec-provisioning",
-            bootstrap_timeout_ms=timeout_ms,
-            request_timeout_ms=timeout_ms,
+        admin = construct_closing_on_failure(
+            KafkaAdminClient,
+            {
+                "bootstrap_servers": [s.strip() for s in bootstrap_servers.split(",") if s.strip()],
+                "client_id": "feedrec-provisioning",
+                "bootstrap_timeout_ms": timeout_ms,
+                "request_timeout_ms": timeout_ms,
+            },
         )
     except Exception as err:
         raise _unavailable("cannot be reached", err) from err
@@ -86,7 +89,7 @@ def ensure_topic(
 
 def _partition_count(described: Any, topic: str) -> int:
     for item in described or ():
-        if item.get("topic") == topic:
+        if topic in (item.get("name"), item.get("topic")):
             return len(item.get("partitions") or ())
     return 0
 

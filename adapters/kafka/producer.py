@@ -3,8 +3,8 @@
 Records: key = the message key (the userId) in UTF-8, value = compact UTF-8 JSON of the payload,
 headers `content-type: application/json` and `schema-version: feed.interactions.v1` (the JSON
 Schema in contracts/ the value follows). Producer: `enable_idempotence=True`, `acks="all"`,
-batches lingering `linger_ms`, gzip compression (the one codec kafka-python has without an
-extra C library).
+batches of what one `publish` hands over (plus `linger_ms`), gzip compression (the one codec
+kafka-python has without an extra C library; configurable, `None` for none).
 
 Order: the idempotent producer keeps one batch in flight per partition and the broker checks
 sequence numbers, so what lands on a partition is a prefix of what was sent there. A publish
@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from adapters.kafka.socket_leak import fix_kafka_python_socket_leak
+from adapters.kafka.socket_leak import construct_closing_on_failure, fix_kafka_python_socket_leak
 from domain.outbox import PendingMessage
 from ports.event_bus import PublishOutcome
 
@@ -45,7 +45,7 @@ class KafkaEventBus:
         bootstrap_servers: str,
         *,
         client_id: str = "feedrec-relay",
-        linger_ms: int = 5,
+        linger_ms: int = 0,
         compression_type: str | None = "gzip",
         schema_version: str = SCHEMA_VERSION,
         connect_timeout_s: float = 2.0,
@@ -71,6 +71,7 @@ class KafkaEventBus:
             ("schema-version", schema_version.encode()),
         ]
         self._producer: Any = None
+        self._failing = False  # log a failure when it starts, not on every retry
 
     def publish(self, messages: Sequence[PendingMessage], timeout_s: float) -> PublishOutcome:
         if not messages:
@@ -91,7 +92,7 @@ class KafkaEventBus:
                 )
             except Exception as err:  # kafka errors and the client's own Type/ValueErrors
                 # Sending later messages without this one could break the order per key.
-                log.warning("kafka send failed: %s", _describe(err))
+                self._report("kafka send failed: %s", err)
                 unsent = [later.id for later in messages[index:]]
                 break
             futures.append((item.id, future))
@@ -103,11 +104,14 @@ class KafkaEventBus:
             except Exception as err:  # KafkaTimeoutError, broker errors: not acknowledged
                 failed.append(message_id)
                 if len(failed) == 1:
-                    log.warning("kafka publish not acknowledged: %s", _describe(err))
+                    self._report("kafka publish not acknowledged: %s", err)
             else:
                 acknowledged.append(message_id)
         if failed:
             self._discard_producer()
+        elif self._failing:
+            log.info("kafka publishes are acknowledged again")
+            self._failing = False
         return PublishOutcome(tuple(acknowledged), tuple(failed))
 
     def close(self) -> None:
@@ -127,11 +131,15 @@ class KafkaEventBus:
         from kafka import KafkaProducer
 
         try:
-            self._producer = KafkaProducer(**self._config)
+            self._producer = construct_closing_on_failure(KafkaProducer, self._config)
         except Exception as err:  # NoBrokersAvailable, KafkaTimeoutError, config errors
-            log.warning("kafka producer cannot connect: %s", _describe(err))
+            self._report("kafka producer cannot connect: %s", err)
             return None
         return self._producer
+
+    def _report(self, message: str, err: BaseException) -> None:
+        log.log(logging.DEBUG if self._failing else logging.WARNING, message, _describe(err))
+        self._failing = True
 
     def _discard_producer(self) -> None:
         producer, self._producer = self._producer, None

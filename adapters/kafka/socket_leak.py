@@ -1,9 +1,13 @@
-"""A fix for kafka-python 3.0.12 leaking the socket of every refused connection attempt."""
+"""Fixes for kafka-python 3.0.12 leaking sockets while a broker is down."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 def fix_kafka_python_socket_leak() -> None:
@@ -33,3 +37,30 @@ def fix_kafka_python_socket_leak() -> None:
 
     sock_connect._closes_on_failure = True  # type: ignore[attr-defined]
     KafkaNetSocket.sock_connect = sock_connect
+
+
+def construct_closing_on_failure(constructor: Callable[..., _T], config: Mapping[str, Any]) -> _T:
+    """`constructor(**config)` for a kafka-python producer or admin client, closing its network
+    client when the constructor raises.
+
+    In 3.0.12 both constructors create their network client (a selector and a wake-up socket
+    pair) and then bootstrap; when that fails (no broker within `bootstrap_timeout_ms`) they
+    raise without closing it, so every failed attempt during an outage leaks two sockets. The
+    client is created here through the `kafka_client` factory option, so it can be closed.
+    """
+    from kafka.net.compat import KafkaNetClient
+
+    created: list[Any] = []
+
+    def make_client(**kwargs: Any) -> Any:
+        client = KafkaNetClient(**kwargs)
+        created.append(client)
+        return client
+
+    try:
+        return constructor(**config, kafka_client=make_client)
+    except BaseException:
+        for client in created:
+            with contextlib.suppress(Exception):
+                client.close()
+        raise

@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -124,4 +125,37 @@ leases = Table(
     Column("name", String(ID_LENGTH), primary_key=True),
     Column("holder", String(255), nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
+)
+
+export_watermarks = Table(
+    "export_watermarks",
+    metadata,
+    # One row per export (e.g. "user_interactions"): the highest source id it has exported.
+    Column("name", String(ID_LENGTH), primary_key=True),
+    Column("last_id", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+retrain_runs = Table(
+    "retrain_runs",
+    metadata,
+    # The embedded run log of the nightly retrain: one row per run (domain.retrain.RetrainRun).
+    Column("run_id", String(64), primary_key=True),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("failed_stage", String(16), nullable=True),
+    Column("rows_exported", BigInteger, nullable=False),
+    Column("rows_trained", BigInteger, nullable=False),
+    Column("model_version", String(ID_LENGTH), nullable=True),
+    Column("serving_version", String(ID_LENGTH), nullable=True),
+    # {"precision_at_10": ..., "recall_at_10": ..., "auc": ...}
+    Column("candidate_metrics", JSON, nullable=True),
+    Column("serving_metrics", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("note", Text, nullable=True),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    # the report reads the newest runs; the next run looks for ones still "running"
+    Index(None, "started_at"),
+    Index(None, "status"),
 )

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from openapi_spec_validator import validate
 
-from tests.servers import free_port
+from tests.servers import consume_all, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -37,6 +37,7 @@ class RunningStack:
     token: str
     process: subprocess.Popen[str]
     log: Path
+    kafka: str
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, dict[str, object]]:
@@ -64,10 +65,20 @@ def _post(url: str, body: object, token: str) -> tuple[int, dict[str, object]]:
         return err.code, json.loads(err.read())
 
 
+def _components_ok(base_url: str, names: tuple[str, ...]) -> bool:
+    try:
+        _, body = _get(f"{base_url}/readyz")
+    except (urllib.error.URLError, ConnectionError):
+        return False
+    components = body.get("components", {})
+    assert isinstance(components, dict)
+    return all(components.get(name, {}).get("ok") for name in names)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     data_dir = tmp_path_factory.mktemp("embedded")
-    web_port, model_port = free_port(), free_port()
+    web_port, model_port, kafka_port = free_port(), free_port(), free_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -79,6 +90,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         WEB_WORKERS="1",
         LIGHTFM_BIND=f"127.0.0.1:{model_port}",
         LIGHTFM_TARGET=f"127.0.0.1:{model_port}",
+        EMBEDDED_KAFKA_BIND=f"127.0.0.1:{kafka_port}",
     )
     log = data_dir / "stack.log"
     with log.open("w") as sink:
@@ -104,9 +116,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
             if time.monotonic() > deadline:
                 pytest.fail(f"the stack did not answer in {START_TIMEOUT_S}s:\n{log.read_text()}")
             time.sleep(0.5)
+        while not _components_ok(base_url, ("model", "kafka", "trending", "database")):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the stack did not become ready:\n{log.read_text()}")
+            time.sleep(0.5)
         match = re.search(r"A token for viewer \S+ \(7 days\):\s+(\S+)", log.read_text())
         assert match, "feedrec up prints a ready token"
-        yield RunningStack(base_url, match.group(1), process, log)
+        yield RunningStack(base_url, match.group(1), process, log, f"127.0.0.1:{kafka_port}")
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -124,6 +140,18 @@ def test_the_stack_answers_healthz_and_serves_a_valid_openapi_document(stack: Ru
     validate(document)
 
 
+def test_the_first_request_already_gets_lightfm_recommendations(stack: RunningStack) -> None:
+    status, body = _get(
+        f"{stack.base_url}/feed/recommendations?userId=u000001&limit=10", stack.token
+    )
+    assert status == 200, body
+    assert body["algorithm"] == "lightfm"
+    assert body["fallbackReason"] is None
+    items = body["items"]
+    assert isinstance(items, list) and len(items) == 10
+    assert body["nextCursor"]
+
+
 def test_the_stack_is_ready_with_its_database(stack: RunningStack) -> None:
     status, body = _get(f"{stack.base_url}/readyz")
     assert status == 200, body
@@ -131,8 +159,11 @@ def test_the_stack_is_ready_with_its_database(stack: RunningStack) -> None:
     assert isinstance(components, dict) and components["database"]["ok"] is True
 
 
-def test_the_printed_token_records_an_interaction(stack: RunningStack) -> None:
+def test_the_printed_token_records_an_interaction_that_reaches_the_embedded_broker(
+    stack: RunningStack,
+) -> None:
     event = {
+        "eventId": "embedded-run-1",
         "userId": "u000001",
         "videoId": "v000042",
         "interactionType": "like",
@@ -142,6 +173,8 @@ def test_the_printed_token_records_an_interaction(stack: RunningStack) -> None:
     status, body = _post(f"{stack.base_url}/feed/interactions", event, stack.token)
     assert status == 202, body
     assert body["accepted"] == 1
+    records = consume_all(stack.kafka, "feed.interactions.v1", expected=1, timeout=30)
+    assert [json.loads(r.value or b"")["eventId"] for r in records] == ["embedded-run-1"]
 
 
 def test_the_printed_token_may_not_write_for_another_viewer(stack: RunningStack) -> None:

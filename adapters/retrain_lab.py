@@ -1,0 +1,125 @@
+"""Implements `ports.retrain.ModelLab` with the parquet export, LightFM and the model store.
+
+Training data and models stay numpy arrays in here; the domain only ever holds the opaque
+`LabWindow` and `LabCandidate` it passes back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from adapters.lightfm.artifact import ModelArtifact
+from adapters.lightfm.evaluation import evaluate
+from adapters.lightfm.interactions import TrainingInteractions
+from adapters.lightfm.trainer import LightFMTrainer
+from adapters.parquet_export import CorruptExportError, read_training_window
+from domain.errors import Conflict
+from domain.model import ModelInfo, ModelMetrics
+from domain.retrain import TrainingDataError
+from ports.model_store import ModelStore
+from ports.retrain import CandidateModel, TrainingWindow
+
+
+@dataclass(frozen=True, eq=False)
+class LabWindow:
+    """Implements `ports.retrain.TrainingWindow`: the rows before `held_out_from` to train on,
+    the rows from it to `end` to evaluate on."""
+
+    training: TrainingInteractions
+    held_out: TrainingInteractions
+    start: datetime
+    held_out_from: datetime
+    end: datetime
+
+    @property
+    def training_rows(self) -> int:
+        return len(self.training)
+
+    @property
+    def held_out_rows(self) -> int:
+        return len(self.held_out)
+
+
+@dataclass(frozen=True, eq=False)
+class LabCandidate:
+    """Implements `ports.retrain.CandidateModel`."""
+
+    artifact: ModelArtifact
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.artifact.info
+
+
+class LightFMLab:
+    """Reads the window from the export at `export_uri` (see `read_training_window`), trains
+    with `trainer`, evaluates with `adapters.lightfm.evaluation.evaluate` (at most
+    `eval_max_users` sampled users), and keeps candidates in `store`."""
+
+    def __init__(
+        self,
+        export_uri: str,
+        store: ModelStore,
+        trainer: LightFMTrainer,
+        *,
+        s3_endpoint: str | None = None,
+        eval_max_users: int = 10_000,
+    ) -> None:
+        self._export_uri = export_uri
+        self._store = store
+        self._trainer = trainer
+        self._s3_endpoint = s3_endpoint
+        self._eval_max_users = eval_max_users
+
+    def read(self, start: datetime, held_out_from: datetime, end: datetime) -> LabWindow:
+        if not start <= held_out_from <= end:
+            raise ValueError("expected start <= held_out_from <= end")
+        try:
+            rows = read_training_window(self._export_uri, start, end, s3_endpoint=self._s3_endpoint)
+        except CorruptExportError as err:
+            raise TrainingDataError(str(err)) from err
+        training, held_out = rows.split_at(held_out_from)
+        return LabWindow(training, held_out, start, held_out_from, end)
+
+    def train(self, window: TrainingWindow, trained_at: datetime) -> LabCandidate:
+        data = _window(window)
+        try:
+            artifact = self._trainer.train(
+                data.training, data.start, data.held_out_from, trained_at
+            )
+        except ValueError as err:  # no positive pair, or training diverged
+            raise TrainingDataError(f"cannot train: {err}") from err
+        return LabCandidate(artifact)
+
+    def evaluate(self, window: TrainingWindow, candidate: CandidateModel) -> ModelMetrics:
+        return self._evaluate(_window(window), _candidate(candidate).artifact)
+
+    def evaluate_stored(self, window: TrainingWindow, version: str) -> ModelMetrics:
+        blob = self._store.get(version)
+        return self._evaluate(_window(window), ModelArtifact.from_bytes(blob))
+
+    def keep(self, candidate: CandidateModel, metrics: ModelMetrics) -> str:
+        artifact = _candidate(candidate).artifact
+        info = replace(artifact.info, metrics=metrics)
+        # Conflict: the same version name means the same training second and the same
+        # fingerprint of ids and weights, so this very model is stored already.
+        with contextlib.suppress(Conflict):
+            self._store.put(info.version, replace(artifact, info=info).to_bytes(), info)
+        return info.version
+
+    def _evaluate(self, window: LabWindow, artifact: ModelArtifact) -> ModelMetrics:
+        return evaluate(artifact, window.held_out, max_users=self._eval_max_users)
+
+
+def _window(window: TrainingWindow) -> LabWindow:
+    if not isinstance(window, LabWindow):
+        raise TypeError(f"not a window this lab read: {window!r}")
+    return window
+
+
+def _candidate(candidate: CandidateModel) -> LabCandidate:
+    if not isinstance(candidate, LabCandidate):
+        raise TypeError(f"not a candidate this lab trained: {candidate!r}")
+    return candidate

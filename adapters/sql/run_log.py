@@ -1,0 +1,113 @@
+"""Implements `ports.retrain.RunLog` on the `retrain_runs` table: the embedded default, in the
+service's own database, used when no Snowflake account is configured.
+
+Each call is one short transaction of its own. `record` is an upsert by `run_id` in portable
+SQL: UPDATE, and INSERT when no row was there (a concurrent INSERT of the same run, which the
+lease makes unlikely, turns into the UPDATE it should have been).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from adapters.sql.engine import SQLITE_BEGIN_OPTION
+from adapters.sql.errors import database_errors
+from adapters.sql.tables import retrain_runs
+from domain.retrain import (
+    RetrainRun,
+    RunStatus,
+    Stage,
+    metrics_from_json,
+    metrics_to_json,
+)
+
+_READING = {SQLITE_BEGIN_OPTION: "DEFERRED"}
+
+
+class SqlRunLog:
+    """Raises `DependencyUnavailable("database")` when the database cannot be reached."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def record(self, run: RetrainRun) -> None:
+        values = _row(run)
+        with database_errors():
+            try:
+                with self._engine.begin() as connection:
+                    if self._update(connection, run.run_id, values):
+                        return
+                    connection.execute(insert(retrain_runs).values(run_id=run.run_id, **values))
+            except IntegrityError:
+                with self._engine.begin() as connection:
+                    self._update(connection, run.run_id, values)
+
+    def unfinished(self) -> list[RetrainRun]:
+        statement = (
+            select(retrain_runs)
+            .where(retrain_runs.c.status == RunStatus.RUNNING.value)
+            .order_by(retrain_runs.c.started_at, retrain_runs.c.run_id)
+        )
+        return self._read(statement)
+
+    def recent(self, limit: int) -> list[RetrainRun]:
+        if limit < 1:
+            return []
+        statement = (
+            select(retrain_runs)
+            .order_by(retrain_runs.c.started_at.desc(), retrain_runs.c.run_id.desc())
+            .limit(limit)
+        )
+        return self._read(statement)
+
+    @staticmethod
+    def _update(connection: Any, run_id: str, values: Mapping[str, object]) -> bool:
+        statement = update(retrain_runs).where(retrain_runs.c.run_id == run_id).values(**values)
+        return bool(connection.execute(statement).rowcount == 1)
+
+    def _read(self, statement: Any) -> list[RetrainRun]:
+        with database_errors(), self._engine.connect().execution_options(**_READING) as connection:
+            rows = connection.execute(statement).mappings().all()
+        return [_run(dict(row)) for row in rows]
+
+
+def _row(run: RetrainRun) -> dict[str, object]:
+    return {
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "status": run.status.value,
+        "failed_stage": None if run.failed_stage is None else run.failed_stage.value,
+        "rows_exported": run.rows_exported,
+        "rows_trained": run.rows_trained,
+        "model_version": run.model_version,
+        "serving_version": run.serving_version,
+        "candidate_metrics": metrics_to_json(run.candidate_metrics),
+        "serving_metrics": metrics_to_json(run.serving_metrics),
+        "error": run.error,
+        "note": run.note,
+        "recorded_at": datetime.now(UTC),
+    }
+
+
+def _run(row: dict[str, Any]) -> RetrainRun:
+    stage = row["failed_stage"]
+    return RetrainRun(
+        run_id=row["run_id"],
+        started_at=row["started_at"],
+        status=RunStatus(row["status"]),
+        finished_at=row["finished_at"],
+        failed_stage=None if stage is None else Stage(stage),
+        rows_exported=int(row["rows_exported"]),
+        rows_trained=int(row["rows_trained"]),
+        model_version=row["model_version"],
+        serving_version=row["serving_version"],
+        candidate_metrics=metrics_from_json(row["candidate_metrics"]),
+        serving_metrics=metrics_from_json(row["serving_metrics"]),
+        error=row["error"],
+        note=row["note"],
+    )

@@ -1,0 +1,115 @@
+"""The retrain's metrics chart, written next to the model artifacts: in a folder, and under an
+S3 prefix on a real moto server (`moto_server` subprocess on 127.0.0.1 and a free port,
+stopped after the module)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.fs as pafs
+import pytest
+
+from adapters.report_plot import REPORT_PATH, MetricsReport, render_metrics_png
+from domain.errors import DependencyUnavailable
+from domain.model import ModelMetrics
+from domain.retrain import RetrainRun, RunStatus
+from tests.servers import STARTED_SERVERS, MotoS3Server
+
+pytestmark = pytest.mark.integration
+
+PNG = b"\x89PNG\r\n\x1a\n"
+BUCKET = "models"
+T0 = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
+
+
+def nightly_runs(count: int) -> list[RetrainRun]:
+    """Newest first, as `RunLog.recent` gives them: published, rejected and failed nights."""
+    runs = []
+    for day in range(count):
+        status = [RunStatus.SUCCEEDED, RunStatus.REJECTED, RunStatus.FAILED][day % 3]
+        metrics = None if status is RunStatus.FAILED else ModelMetrics(0.1 + day / 100, 0.3, 0.9)
+        runs.append(
+            RetrainRun(f"r{day}", T0 + timedelta(days=day), status, candidate_metrics=metrics)
+        )
+    return runs[::-1]
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3Server]:
+    server = MotoS3Server(tmp_path_factory.mktemp("moto"))
+    server.start()
+    STARTED_SERVERS["report S3"] = (
+        f"moto_server {importlib.metadata.version('moto')} at {server.endpoint}"
+    )
+    try:
+        server.create_bucket(BUCKET)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's dummy credentials, so the AWS SDK never looks further (no metadata service)."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(key, value)
+
+
+def test_the_chart_is_a_png_and_the_same_runs_draw_the_same_bytes() -> None:
+    runs = nightly_runs(30)
+
+    png = render_metrics_png(runs)
+
+    assert png.startswith(PNG)
+    assert render_metrics_png(list(reversed(runs))) == png
+    assert render_metrics_png([]).startswith(PNG)  # "no run with metrics yet"
+
+
+def test_the_report_replaces_the_previous_one_next_to_the_models(tmp_path: Path) -> None:
+    report = MetricsReport(str(tmp_path / "models"))
+
+    first = report.write(nightly_runs(3))
+    second = report.write(nightly_runs(30))
+
+    assert first == second == str(tmp_path / "models" / REPORT_PATH)
+    assert Path(second).read_bytes() == render_metrics_png(nightly_runs(30))
+    assert [p.name for p in (tmp_path / "models" / "reports").iterdir()] == ["metrics.png"]
+
+
+def test_a_file_uri_names_the_same_folder(tmp_path: Path) -> None:
+    where = MetricsReport(f"file://{tmp_path}/models").write(nightly_runs(2))
+
+    assert where == str(tmp_path / "models" / REPORT_PATH)
+
+
+def test_the_report_goes_under_the_model_stores_s3_prefix(
+    moto: MotoS3Server, aws_env: None
+) -> None:
+    prefix = f"{BUCKET}/run-{uuid.uuid4().hex[:8]}"
+
+    where = MetricsReport(f"s3://{prefix}", moto.endpoint).write(nightly_runs(5))
+
+    assert where == f"s3://{prefix}/{REPORT_PATH}"
+    raw = pafs.S3FileSystem(endpoint_override=moto.endpoint.removeprefix("http://"), scheme="http")
+    with raw.open_input_stream(f"{prefix}/{REPORT_PATH}") as stream:
+        assert stream.read() == render_metrics_png(nightly_runs(5))
+
+
+def test_a_folder_that_cannot_be_written_is_dependency_unavailable(tmp_path: Path) -> None:
+    blocker = tmp_path / "models"
+    blocker.write_text("a file where the folder should be")
+
+    with pytest.raises(DependencyUnavailable) as raised:
+        MetricsReport(str(blocker)).write(nightly_runs(1))
+
+    assert raised.value.component == "model_store"
