@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -17,6 +17,8 @@ MAX_FUTURE_SKEW = timedelta(minutes=5)
 MAX_EVENT_AGE = timedelta(days=30)
 #: The most events one request may carry.
 MAX_BATCH_SIZE = 500
+#: Unicode categories Cc (C0 and C1 controls) and Cs (surrogates): never part of an id.
+_CONTROL_OR_SURROGATE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class InteractionType(StrEnum):
@@ -63,7 +65,7 @@ def id_problem(value: str) -> str | None:
         return "must not be empty"
     if len(value) > MAX_ID_LENGTH:
         return f"must be at most {MAX_ID_LENGTH} characters"
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+    if _CONTROL_OR_SURROGATE.search(value):
         return "must not contain control characters"
     return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -77,3 +78,13 @@ def test_published_form_is_camel_case_with_utc_timestamp_and_no_absent_metadata(
         "timestamp": "2026-11-24T12:00:00.123456Z",
         "feedSessionId": "s1",
     }
+
+
+def test_identifiers_refuse_exactly_the_control_and_surrogate_code_points() -> None:
+    disagreements = [
+        code_point
+        for code_point in range(0x110000)
+        if (unicodedata.category(chr(code_point)) in ("Cc", "Cs"))
+        != (id_problem("a" + chr(code_point)) is not None)
+    ]
+    assert disagreements == []
