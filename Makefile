@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test install lint typecheck imports pytest bench-scoring clean
+.PHONY: run test install lint typecheck imports pytest bench-scoring bench-feed bench-ingest bench-retrain clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ test: lint typecheck imports pytest
 
 bench-scoring: $(TEST_STAMP)
 	$(PY) bench/scoring.py
+
+bench-feed: $(TEST_STAMP)
+	$(PY) bench/feed.py
+
+bench-ingest: $(TEST_STAMP)
+	$(PY) bench/ingest.py
+
+bench-retrain: $(TEST_STAMP)
+	$(PY) bench/retrain.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

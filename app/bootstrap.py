@@ -148,6 +148,9 @@ def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComp
         metrics=metrics,
         health_checks=chosen.health_checks if chosen.health_checks is not None else checks,
         max_request_bytes=settings.max_request_bytes,
+        rate_limit_feed=settings.rate_limit_feed,
+        rate_limit_interactions=settings.rate_limit_interactions,
+        rate_limit_storage_uri=settings.rate_limit_storage_uri,
     )
     refresher = PeriodicTask(
         "trending-refresh", settings.trending_refresh_s, lambda: trending.refresh(clock.now())

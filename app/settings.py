@@ -31,6 +31,12 @@ class Settings:
     web_workers: int = 2
     #: MAX_REQUEST_BYTES: larger request bodies are refused with 413.
     max_request_bytes: int = 1_048_576
+    #: RATE_LIMIT_FEED: GET /feed/recommendations per caller (flask-limiter syntax); empty: none.
+    rate_limit_feed: str = "120/minute"
+    #: RATE_LIMIT_INTERACTIONS: POST /feed/interactions per caller; empty: none.
+    rate_limit_interactions: str = "600/minute"
+    #: RATE_LIMIT_STORAGE_URI: where the counters live; memory:// counts per worker process.
+    rate_limit_storage_uri: str = "memory://"
 
     # --- storage -------------------------------------------------------------------------
     #: DATABASE_URL: SQLAlchemy URL; empty means SQLite at <data_dir>/feedrec.db.
@@ -90,7 +96,7 @@ class Settings:
 
     # --- feed ----------------------------------------------------------------------------
     #: FEED_POOL_SIZE: candidates the first page of a session ranks; the session's pages share them.
-    feed_pool_size: int = 500
+    feed_pool_size: int = 100
     #: FEED_SESSION_TTL_S: how long a feed session's cursors stay valid, in seconds.
     feed_session_ttl_s: int = 3600
     #: FEED_EXPERIMENT: JSON experiment (see domain/experiments.py); empty means none.
@@ -215,6 +221,9 @@ ENV_NAMES: dict[str, str] = {
     "web_bind": "WEB_BIND",
     "web_workers": "WEB_WORKERS",
     "max_request_bytes": "MAX_REQUEST_BYTES",
+    "rate_limit_feed": "RATE_LIMIT_FEED",
+    "rate_limit_interactions": "RATE_LIMIT_INTERACTIONS",
+    "rate_limit_storage_uri": "RATE_LIMIT_STORAGE_URI",
     "database_url": "DATABASE_URL",
     "jwt_secret": "JWT_SECRET",
     "jwt_public_key_file": "JWT_PUBLIC_KEY_FILE",

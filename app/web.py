@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import gc
 
 from flask import Flask
 
@@ -35,6 +36,10 @@ def create_app(
         for task in composition.background:
             task.start()
         atexit.register(shutdown, app)
+        # Everything built so far lives as long as the worker: move it out of the collector's
+        # sight, so full collections stop scanning it (42-62 ms pauses measured, ~0.5 ms after).
+        gc.collect()
+        gc.freeze()
     return app
 
 

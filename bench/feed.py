@@ -1,6 +1,6 @@
 """Feed benchmark (issue 4): the real stack under load, against a one-RPC reference app.
 
-    python bench/feed.py [--workers N] [--seconds S]
+    python bench/feed.py [--workers N] [--seconds S] [--connections C] [--model-blas-threads N]
 
 Starts a real PostgreSQL (tests.servers), migrated and seeded with recent interactions, the
 real `lightfm` process (`python -m app.lightfm_main`) serving a random 100k-video x 64 model
@@ -23,6 +23,13 @@ raw HTTP/1.1 keep-alive connections opened as needed, one request sent every 1/r
 the answers do, latency measured from the send. Failure scenarios: the model service stopped
 with SIGSTOP (a hung peer: TCP accepts, nothing answers), then terminated (connection refused);
 and the feed app's breaker opened by those failures.
+
+Shared machine: each scenario also reports the cores busy and how many were used by processes
+not ours (from /proc); above NOISE_CORES it waits for quiet and measures again (at most
+MAX_RERUNS times a run), and the summary warns. The LightFM figures count only when LightFM
+answered them (`fallbackReason` null): otherwise `ratio` is marked invalid and missed.
+`--model-blas-threads N` sets OPENBLAS/OMP/MKL_NUM_THREADS for the model service alone (the
+default, as deployed, inherits the environment).
 
 Human-readable lines per scenario, then one JSON line. Exit 1 if any response was a 5xx (or a
 request failed at the socket level), 2 if wrk is not installed.
@@ -194,6 +201,9 @@ def base_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env["LOG_LEVEL"] = "WARNING"
+    # One service token sends every request: the per-token rate limit would measure 429s.
+    env["RATE_LIMIT_FEED"] = ""
+    env["RATE_LIMIT_INTERACTIONS"] = ""
     return env
 
 

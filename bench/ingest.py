@@ -183,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
             JWT_SECRET=SECRET,
             FEEDREC_DATA_DIR=str(logs),
             LOG_LEVEL="WARNING",
+            # One service token sends every request: the per-token limit would measure 429s.
+            RATE_LIMIT_FEED="",
+            RATE_LIMIT_INTERACTIONS="",
             KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
             KAFKA_TOPIC=TOPIC,
             WEB_BIND=f"127.0.0.1:{port}",

@@ -12,11 +12,14 @@ from datetime import datetime
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 
 from adapters.sql.errors import database_errors
 from adapters.sql.tables import feed_cache, feed_sessions, outbox, user_interactions
+from domain.errors import Conflict
 from domain.feed import Algorithm, FallbackReason, FeedPage, FeedSession, ScoredVideo
 from domain.interactions import InteractionEvent, InteractionType, StoredInteraction
 from domain.outbox import OutboxMessage, PendingMessage
@@ -78,8 +81,7 @@ class SqlFeedCacheRepository:
             "items": _scored_json(page.items),
             "created_at": page.created_at,
         }
-        with self._connection.begin_nested():
-            self._connection.execute(insert(feed_cache), row)
+        _insert_one_or_conflict(self._connection, feed_cache, row, "this page is recorded already")
 
     @database_errors()
     def pages(self, feed_session_id: str) -> list[FeedPage]:
@@ -126,10 +128,9 @@ class SqlFeedSessionRepository:
             "candidates": _scored_json(session.candidates),
             "created_at": session.created_at,
         }
-        # The primary key refuses a stored id here, not at commit; the savepoint keeps the
-        # rest of the unit of work usable after that Conflict.
-        with self._connection.begin_nested():
-            self._connection.execute(insert(feed_sessions), row)
+        _insert_one_or_conflict(
+            self._connection, feed_sessions, row, "this feed session id is taken"
+        )
 
     @database_errors()
     def get(self, feed_session_id: str) -> FeedSession | None:
@@ -279,3 +280,23 @@ def _chunks(values: Collection[_T], size: int) -> Iterator[list[_T]]:
     iterator = iter(values)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+def _insert_one_or_conflict(
+    connection: Connection, table: Table, row: dict[str, Any], conflict: str
+) -> None:
+    """Insert one row, or raise Conflict (at once, not at commit) when a unique key holds it.
+
+    `ON CONFLICT DO NOTHING` leaves the transaction usable without the two extra round trips
+    of a savepoint per insert (they cost measurable throughput on the feed's first page)."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        statement: Any = postgresql_insert(table).values(row).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite_insert(table).values(row).on_conflict_do_nothing()
+    else:  # no portable upsert: a savepoint keeps the transaction usable after the error
+        with connection.begin_nested():
+            connection.execute(insert(table), row)
+        return
+    if connection.execute(statement).rowcount != 1:
+        raise Conflict(conflict)

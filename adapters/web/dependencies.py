@@ -26,6 +26,11 @@ class WebDependencies:
     metrics: Metrics
     health_checks: Sequence[HealthCheck]
     max_request_bytes: int
+    #: flask-limiter limits per caller ("120/minute"); empty means not limited.
+    rate_limit_feed: str = ""
+    rate_limit_interactions: str = ""
+    #: Where the counters live; "memory://" counts per worker process.
+    rate_limit_storage_uri: str = "memory://"
 
 
 def dependencies() -> WebDependencies:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify
+from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
 from domain.errors import (
@@ -58,8 +61,30 @@ def domain_error_response(error: DomainError) -> Response:
     return error_response(status, error.code, error.message, fields, headers)
 
 
+def rate_limited_response(error: RateLimitExceeded) -> Response:
+    return error_response(
+        429,
+        "rate_limited",
+        f"too many requests: the limit is {error.description}",
+        headers={"Retry-After": str(_seconds_until_reset(error))},
+    )
+
+
+def _seconds_until_reset(error: RateLimitExceeded) -> int:
+    """Seconds until the breached window resets; the window's length if the limiter cannot
+    say (a conservative answer)."""
+    window_s = max(1, int(error.limit.limit.get_expiry()))
+    for limiter in current_app.extensions.get("limiter", ()):
+        current = limiter.current_limit
+        if current is not None and current.breached:
+            # reset_at is rounded up to the next second; never claim more than one window
+            return min(window_s, max(1, math.ceil(int(current.reset_at) - time.time())))
+    return window_s
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(DomainError, domain_error_response)
+    app.register_error_handler(RateLimitExceeded, rate_limited_response)
 
     def http_error(error: HTTPException) -> Response:
         status = error.code or 500

@@ -14,6 +14,7 @@ from adapters.web import feed, health, interactions
 from adapters.web.dependencies import EXTENSION_KEY, WebDependencies
 from adapters.web.errors import register_error_handlers
 from adapters.web.openapi import Operation, openapi_document
+from adapters.web.rate_limits import apply_rate_limits
 
 log = logging.getLogger("feedrec.access")
 #: A client-supplied request id is echoed only when it is this tame.
@@ -34,6 +35,7 @@ def build_flask_app(deps: WebDependencies) -> Flask:
     app.register_blueprint(health.blueprint)
     app.register_blueprint(interactions.blueprint)
     app.register_blueprint(feed.blueprint)
+    apply_rate_limits(app, deps)
     register_error_handlers(app)
     document = openapi_document(OPERATIONS, _package_version())
 

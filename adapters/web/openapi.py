@@ -25,6 +25,13 @@ ERROR_MEANINGS = {
     503: "A dependency is down; see Retry-After",
 }
 
+RETRY_AFTER_STATUSES = (429, 503)
+RETRY_AFTER = {
+    "description": "Seconds to wait before trying again",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+}
+
 
 @dataclass(frozen=True)
 class Operation:
@@ -86,6 +93,8 @@ def _operation(operation: Operation) -> dict[str, Any]:
             "description": ERROR_MEANINGS.get(status, "Error"),
             "content": {"application/json": {"schema": _ref(ErrorBody)}},
         }
+        if status in RETRY_AFTER_STATUSES:
+            responses[str(status)]["headers"] = {"Retry-After": RETRY_AFTER}
     document: dict[str, Any] = {
         "summary": operation.summary,
         "operationId": f"{operation.method.lower()}{operation.path.replace('/', '_')}",

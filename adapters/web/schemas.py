@@ -10,7 +10,16 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, Str
 from domain.feed_service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from domain.interactions import MAX_BATCH_SIZE, MAX_ID_LENGTH, MAX_WATCH_TIME_MS, InteractionType
 
-Identifier = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+#: The pattern only documents the domain's rule (no C0/C1 control characters) for clients;
+#: domain.interactions enforces it with its own message.
+Identifier = Annotated[
+    StrictStr,
+    Field(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        json_schema_extra={"pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"},
+    ),
+]
 
 
 class ApiModel(BaseModel):
