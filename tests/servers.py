@@ -40,6 +40,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
+import importlib.metadata
 import importlib.util
 import os
 import shutil
@@ -1027,3 +1028,28 @@ def consume_all(
         consumer.close()
     records.sort(key=lambda r: (r.partition, r.offset))
     return records
+
+
+@contextlib.contextmanager
+def running_moto(root: Path, label: str, bucket: str) -> Iterator[MotoS3Server]:
+    """A moto S3 server holding an empty `bucket`, named `label` in the run's summary line,
+    stopped on exit."""
+    server = MotoS3Server(root)
+    server.start()
+    STARTED_SERVERS[label] = (
+        f"moto_server {importlib.metadata.version('moto')} at {server.endpoint}"
+    )
+    try:
+        server.create_bucket(bucket)
+        yield server
+    finally:
+        server.stop()
+
+
+MOTO_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}

@@ -20,7 +20,7 @@ from adapters.model_store import LocalModelStore, S3ModelStore, model_store_from
 from domain.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
 from domain.model import ModelInfo, ModelMetrics
 from ports.model_store import ModelStore
-from tests.servers import STARTED_SERVERS, MotoS3Server, RecordProperty, free_port
+from tests.servers import MotoS3Server, RecordProperty, free_port, running_moto
 
 pytestmark = pytest.mark.integration
 
@@ -51,15 +51,8 @@ class StoreUnderTest:
 
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3Server]:
-    server = MotoS3Server(tmp_path_factory.mktemp("moto"))
-    server.start()
-    version = importlib.metadata.version("moto")
-    STARTED_SERVERS["model store S3"] = f"moto_server {version} at {server.endpoint}"
-    try:
-        server.create_bucket(BUCKET)
+    with running_moto(tmp_path_factory.mktemp("moto"), "model store S3", BUCKET) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def local_store(tmp_path: Path) -> StoreUnderTest:

@@ -43,7 +43,7 @@ from adapters.sql.repositories import interaction_row
 from adapters.sql.tables import user_interactions
 from domain.errors import DependencyUnavailable
 from domain.interactions import InteractionEvent, InteractionType, StoredInteraction
-from tests.servers import STARTED_SERVERS, MotoS3Server, RecordProperty, free_port
+from tests.servers import MOTO_CREDENTIALS, MotoS3Server, RecordProperty, free_port, running_moto
 
 pytestmark = pytest.mark.integration
 
@@ -99,28 +99,14 @@ class Store:
 
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3Server]:
-    server = MotoS3Server(tmp_path_factory.mktemp("moto"))
-    server.start()
-    STARTED_SERVERS["export S3"] = (
-        f"moto_server {importlib.metadata.version('moto')} at {server.endpoint}"
-    )
-    try:
-        server.create_bucket(BUCKET)
+    with running_moto(tmp_path_factory.mktemp("moto"), "export S3", BUCKET) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """moto's dummy credentials, so the AWS SDK never looks further (no metadata service)."""
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
+    for key, value in MOTO_CREDENTIALS.items():
         monkeypatch.setenv(key, value)
 
 

@@ -4,7 +4,6 @@ stopped after the module)."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ from adapters.report_plot import REPORT_PATH, MetricsReport, render_metrics_png
 from domain.errors import DependencyUnavailable
 from domain.model import ModelMetrics
 from domain.retrain import RetrainRun, RunStatus
-from tests.servers import STARTED_SERVERS, MotoS3Server
+from tests.servers import MOTO_CREDENTIALS, MotoS3Server, running_moto
 
 pytestmark = pytest.mark.integration
 
@@ -40,28 +39,14 @@ def nightly_runs(count: int) -> list[RetrainRun]:
 
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3Server]:
-    server = MotoS3Server(tmp_path_factory.mktemp("moto"))
-    server.start()
-    STARTED_SERVERS["report S3"] = (
-        f"moto_server {importlib.metadata.version('moto')} at {server.endpoint}"
-    )
-    try:
-        server.create_bucket(BUCKET)
+    with running_moto(tmp_path_factory.mktemp("moto"), "report S3", BUCKET) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """moto's dummy credentials, so the AWS SDK never looks further (no metadata service)."""
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
+    for key, value in MOTO_CREDENTIALS.items():
         monkeypatch.setenv(key, value)
 
 
