@@ -7,6 +7,7 @@ there, so later reads in the same unit of work see it and a rollback discards it
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from itertools import islice
@@ -289,14 +290,22 @@ def _insert_one_or_conflict(
 
     `ON CONFLICT DO NOTHING` leaves the transaction usable without the two extra round trips
     of a savepoint per insert (they cost measurable throughput on the feed's first page)."""
-    dialect = connection.dialect.name
-    if dialect == "postgresql":
-        statement: Any = postgresql_insert(table).values(row).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite_insert(table).values(row).on_conflict_do_nothing()
-    else:  # no portable upsert: a savepoint keeps the transaction usable after the error
+    statement = _insert_or_nothing(connection.dialect.name, table)
+    if statement is None:  # no portable upsert: a savepoint keeps the transaction usable
         with connection.begin_nested():
             connection.execute(insert(table), row)
         return
-    if connection.execute(statement).rowcount != 1:
+    if connection.execute(statement, row).rowcount != 1:
         raise Conflict(conflict)
+
+
+@functools.cache
+def _insert_or_nothing(dialect: str, table: Table) -> Any:
+    """One statement per table and dialect, values bound at execution: SQLAlchemy then reuses
+    its compiled form (a statement built with `.values(row)` is re-keyed column by column on
+    every call, which measured as a seventh of a feed page's CPU)."""
+    if dialect == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing()
+    return None
