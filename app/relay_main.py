@@ -18,14 +18,12 @@ import contextlib
 import logging
 import os
 import random
-import signal
 import socket
 import sys
 import threading
 import time
 import uuid
 from datetime import timedelta
-from types import FrameType
 
 from adapters.kafka.admin import ensure_topic
 from adapters.kafka.producer import KafkaEventBus
@@ -35,6 +33,7 @@ from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from adapters.system_clock import SystemClock
 from app.bootstrap import metrics_from
 from app.settings import Settings
+from app.signals import stop_on_signals
 from domain.errors import DependencyUnavailable
 from domain.relay import (
     Backoff,
@@ -59,7 +58,7 @@ WAIT_BACKOFF = Backoff(base_s=0.2, cap_s=5.0)
 
 def run(settings: Settings, stop_event: threading.Event | None = None) -> None:
     """Relay until `stop_event` is set (or, without one, until SIGTERM/SIGINT)."""
-    stop = stop_event or _stop_on_signals()
+    stop = stop_event or stop_on_signals()
     # kafka-python narrates every connection at INFO; its warnings and errors still show.
     kafka_log = logging.getLogger("kafka")
     kafka_log.setLevel(max(kafka_log.getEffectiveLevel(), logging.WARNING))
@@ -219,19 +218,6 @@ def _report_until_stopped(
         except DependencyUnavailable as err:
             log.warning("cannot count the outbox backlog: %s", err.message)
         stop.wait(UNCONFIGURED_REPORT_S)
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        log.info("stopping on signal %s", signal.Signals(signum).name)
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
-    return stop
 
 
 def main() -> int:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
 import sys
 import threading
@@ -25,7 +24,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from types import FrameType
 from typing import Any, TextIO
 
 import schedule
@@ -46,6 +44,7 @@ from adapters.sql.run_log import SqlRunLog
 from adapters.system_clock import SystemClock
 from app.bootstrap import metrics_from
 from app.settings import Settings
+from app.signals import stop_on_signals
 from domain.nightly_retrain import NightlyRetrain
 from domain.retrain import RetrainPolicy, RetrainRun, RunStatus, Stage, run_to_json
 from ports.clock import Clock
@@ -206,7 +205,7 @@ def retrain_now(settings: Settings, stream: TextIO | None = None) -> RetrainRun:
 def serve(settings: Settings, stop: threading.Event | None = None) -> None:
     """Run the retrain daily at `RETRAIN_AT` UTC until `stop` is set (or, without one, until
     SIGTERM/SIGINT)."""
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     composition = build_retrain(settings)
     scheduler = schedule.Scheduler()
 
@@ -251,18 +250,6 @@ def print_run(run: RetrainRun) -> None:
 
 def exit_code(run: RetrainRun) -> int:
     return 1 if run.status in (RunStatus.FAILED, RunStatus.ABANDONED) else 0
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        stop.set()  # only the event: logging in a signal handler can deadlock
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
-    return stop
 
 
 def main() -> int:
