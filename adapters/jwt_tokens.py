@@ -7,6 +7,9 @@ confusion (an RS256 public key used as an HS256 secret) are refused.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +20,8 @@ from domain.errors import Unauthenticated
 from domain.interactions import id_problem
 
 ISSUER = "feedrec"
+#: How many verified tokens each process remembers (a client sends its token with every call).
+VERIFIED_CACHE_SIZE = 4096
 
 
 class JwtTokens:
@@ -33,8 +38,31 @@ class JwtTokens:
         self._audience = audience
         self._leeway_s = leeway_s
         self._public_key = public_key_pem
+        # token -> (principal, its exp): a token verified once is the same token until it
+        # expires, so its signature is not checked again (a tenth of a feed page's CPU).
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def verify(self, token: str) -> Principal:
+        with self._lock:
+            remembered = self._verified.get(token)
+            if remembered is not None:
+                self._verified.move_to_end(token)
+        if remembered is not None:
+            principal, expires_at = remembered
+            if time.time() <= expires_at + self._leeway_s:
+                return principal
+            with self._lock:
+                self._verified.pop(token, None)
+            raise Unauthenticated("the token has expired")
+        principal, expires_at = self._verify_signed(token)
+        with self._lock:
+            self._verified[token] = (principal, expires_at)
+            if len(self._verified) > VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return principal
+
+    def _verify_signed(self, token: str) -> tuple[Principal, float]:
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
             if algorithm == "HS256":
@@ -60,7 +88,7 @@ class JwtTokens:
             raise Unauthenticated("the token's subject is not a valid user id")
         scope = claims.get("scope", "")
         scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
-        return Principal(subject=subject, scopes=scopes)
+        return Principal(subject=subject, scopes=scopes), float(claims["exp"])
 
     def issue(self, subject: str, scopes: Iterable[str] = (), ttl_s: int = 3600) -> str:
         now = datetime.now(UTC)

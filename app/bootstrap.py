@@ -22,6 +22,7 @@ from adapters.segment_analytics import SegmentAnalytics
 from adapters.sql.activity import SqlActivityReader
 from adapters.sql.engine import make_engine
 from adapters.sql.health import DatabaseHealth
+from adapters.sql.session_recorder import SqlFeedSessionRecorder
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from adapters.system_clock import SystemClock
 from adapters.trending_health import TrendingHealth
@@ -39,7 +40,7 @@ from ports.clock import Clock
 from ports.health import HealthCheck
 from ports.observability import Analytics, Metrics
 from ports.recommender import Recommender
-from ports.repositories import ActivityReader, UnitOfWork
+from ports.repositories import ActivityReader, FeedSessionRecorder, UnitOfWork
 
 
 @dataclass
@@ -99,11 +100,16 @@ def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComp
     checks: list[HealthCheck] = []
     closers: list[Callable[[], object]] = []
     unit_of_work, activity = chosen.unit_of_work, chosen.activity
+    sessions: FeedSessionRecorder | None = None  # None: through `unit_of_work`
     if unit_of_work is None or activity is None:
         engine = make_engine(settings.resolved_database_url)
         closers.append(engine.dispose)
         checks.append(DatabaseHealth(engine))
-        unit_of_work = unit_of_work or SqlUnitOfWorkFactory(engine)
+        if unit_of_work is None:
+            unit_of_work = SqlUnitOfWorkFactory(engine)
+            recorder = SqlFeedSessionRecorder(engine)
+            closers.append(recorder.close)
+            sessions = recorder
         activity = activity or SqlActivityReader(engine)
     metrics = chosen.metrics or metrics_from(settings)
     analytics = chosen.analytics or analytics_from(settings)
@@ -124,6 +130,7 @@ def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComp
     checks.append(KafkaHealth(settings.kafka_bootstrap_servers))
     feed = FeedService(
         unit_of_work,
+        sessions=sessions,
         recommender=recommender,
         trending=trending,
         analytics=analytics,

@@ -29,6 +29,7 @@ from domain.feed import (
     RecommendationFailed,
     ScoredVideo,
 )
+from domain.feed_recording import UnitOfWorkSessionRecorder
 from domain.interactions import id_problem
 from domain.trending import TrendingBoard
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from ports.clock import Clock
     from ports.observability import Analytics, Metrics
     from ports.recommender import Recommender
-    from ports.repositories import UnitOfWork
+    from ports.repositories import FeedSessionRecorder, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,11 @@ class FeedService:
         cursors: CursorCodec,
         policy: FeedPolicy,
         new_session_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        sessions: FeedSessionRecorder | None = None,
     ) -> None:
+        """`sessions` records a first page with its session; by default one `unit_of_work`."""
         self._unit_of_work = unit_of_work
+        self._sessions = sessions or UnitOfWorkSessionRecorder(unit_of_work)
         self._recommender = recommender
         self._trending = trending
         self._analytics = analytics
@@ -134,10 +138,7 @@ class FeedService:
         )
         page = _cut_page(session, 1, request.limit, already_served=set(), now=now)
         try:
-            with self._unit_of_work() as uow:
-                uow.feed_sessions.add(session)
-                uow.feed_cache.add_page(page)
-                uow.commit()
+            self._sessions.record_new(session, page)
         except DependencyUnavailable:
             # The viewer still gets a feed; without a record there is no next page.
             log.warning("feed session not recorded", extra={"feed_session_id": session_id})

@@ -53,6 +53,16 @@ class FeedSessionRepository(Protocol):
         ...
 
 
+class FeedSessionRecorder(Protocol):
+    """The feed's hottest write, outside any unit of work: a new session with its first page.
+    A store may do it in one statement (PostgreSQL: one round trip, no BEGIN or COMMIT)."""
+
+    def record_new(self, session: FeedSession, first_page: FeedPage) -> None:
+        """Store `session` and `first_page` (page 1 of that session) atomically and durably.
+        Raises `domain.errors.Conflict` when the session id is taken (nothing is written)."""
+        ...
+
+
 class OutboxRepository(Protocol):
     def add(self, messages: Sequence[OutboxMessage]) -> None:
         """Stage messages; they commit with the unit of work that stages them."""

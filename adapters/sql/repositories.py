@@ -29,6 +29,7 @@ _T = TypeVar("_T")
 
 # Keeps IN lists well below every driver's bound-parameter limit.
 _IN_CHUNK = 500
+SESSION_TAKEN = "this feed session id is taken"
 
 
 class SqlInteractionRepository:
@@ -71,18 +72,9 @@ class SqlFeedCacheRepository:
 
     @database_errors()
     def add_page(self, page: FeedPage) -> None:
-        row = {
-            "feed_session_id": page.feed_session_id,
-            "page_number": page.page_number,
-            "user_id": page.user_id,
-            "algorithm": page.algorithm.value,
-            "fallback_reason": page.fallback_reason.value if page.fallback_reason else None,
-            "model_version": page.model_version,
-            "experiment_variant_id": page.experiment_variant_id,
-            "items": _scored_json(page.items),
-            "created_at": page.created_at,
-        }
-        _insert_one_or_conflict(self._connection, feed_cache, row, "this page is recorded already")
+        _insert_one_or_conflict(
+            self._connection, feed_cache, page_row(page), "this page is recorded already"
+        )
 
     @database_errors()
     def pages(self, feed_session_id: str) -> list[FeedPage]:
@@ -119,18 +111,8 @@ class SqlFeedSessionRepository:
 
     @database_errors()
     def add(self, session: FeedSession) -> None:
-        row = {
-            "feed_session_id": session.feed_session_id,
-            "user_id": session.user_id,
-            "algorithm": session.algorithm.value,
-            "fallback_reason": session.fallback_reason.value if session.fallback_reason else None,
-            "model_version": session.model_version,
-            "experiment_variant_id": session.experiment_variant_id,
-            "candidates": _scored_json(session.candidates),
-            "created_at": session.created_at,
-        }
         _insert_one_or_conflict(
-            self._connection, feed_sessions, row, "this feed session id is taken"
+            self._connection, feed_sessions, session_row(session), SESSION_TAKEN
         )
 
     @database_errors()
@@ -215,6 +197,33 @@ class SqlOutboxRepository:
             outbox.c.sent_at.is_not(None), outbox.c.sent_at < sent_before
         )
         return int(self._connection.execute(statement).rowcount)
+
+
+def session_row(session: FeedSession) -> dict[str, Any]:
+    return {
+        "feed_session_id": session.feed_session_id,
+        "user_id": session.user_id,
+        "algorithm": session.algorithm.value,
+        "fallback_reason": session.fallback_reason.value if session.fallback_reason else None,
+        "model_version": session.model_version,
+        "experiment_variant_id": session.experiment_variant_id,
+        "candidates": _scored_json(session.candidates),
+        "created_at": session.created_at,
+    }
+
+
+def page_row(page: FeedPage) -> dict[str, Any]:
+    return {
+        "feed_session_id": page.feed_session_id,
+        "page_number": page.page_number,
+        "user_id": page.user_id,
+        "algorithm": page.algorithm.value,
+        "fallback_reason": page.fallback_reason.value if page.fallback_reason else None,
+        "model_version": page.model_version,
+        "experiment_variant_id": page.experiment_variant_id,
+        "items": _scored_json(page.items),
+        "created_at": page.created_at,
+    }
 
 
 def interaction_row(item: StoredInteraction) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 from pydantic import ValidationError
 
 from adapters.web.auth import authenticated_principal
@@ -78,4 +78,5 @@ def get_recommendations() -> Response:
         ],
         nextCursor=served.next_cursor,
     )
-    return jsonify(body.model_dump())
+    # pydantic's own serializer: a third of the cost of model_dump() and then json.dumps.
+    return Response(body.model_dump_json(), mimetype="application/json")

@@ -13,8 +13,10 @@ from adapters.sql.activity import SqlActivityReader
 from adapters.sql.engine import make_engine
 from adapters.sql.leases import SqlLeases
 from adapters.sql.migrations import upgrade_database
+from adapters.sql.session_recorder import SqlFeedSessionRecorder
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
-from ports.repositories import ActivityReader, Leases, UnitOfWork
+from domain.feed_recording import UnitOfWorkSessionRecorder
+from ports.repositories import ActivityReader, FeedSessionRecorder, Leases, UnitOfWork
 from tests.fakes import InMemoryActivityReader, InMemoryLeases, InMemoryUnitOfWorkFactory
 
 NewUnitOfWork = Callable[[], UnitOfWork]
@@ -27,13 +29,15 @@ class Storage:
     new_uow: NewUnitOfWork
     activity: ActivityReader
     leases: Leases
+    sessions: FeedSessionRecorder
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
     if request.param == "memory":
         factory = InMemoryUnitOfWorkFactory()
-        yield Storage(factory, InMemoryActivityReader(factory), InMemoryLeases())
+        sessions = UnitOfWorkSessionRecorder(factory)
+        yield Storage(factory, InMemoryActivityReader(factory), InMemoryLeases(), sessions)
         return
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'feedrec.db'}"
@@ -41,7 +45,11 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
         url = request.getfixturevalue("fresh_postgres_url")
     upgrade_database(url)
     engine = make_engine(url)
-    yield Storage(SqlUnitOfWorkFactory(engine), SqlActivityReader(engine), SqlLeases(engine))
+    recorder = SqlFeedSessionRecorder(engine)
+    yield Storage(
+        SqlUnitOfWorkFactory(engine), SqlActivityReader(engine), SqlLeases(engine), recorder
+    )
+    recorder.close()
     engine.dispose()
 
 

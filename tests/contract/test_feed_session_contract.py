@@ -1,5 +1,6 @@
-"""The contract of `ports.repositories.FeedSessionRepository` (`uow.feed_sessions`), run
-unchanged against the in-memory fake, SQLite and PostgreSQL (conftest.py's backends)."""
+"""The contracts of `ports.repositories.FeedSessionRepository` (`uow.feed_sessions`) and
+`FeedSessionRecorder`, run unchanged against the in-memory fake, SQLite and PostgreSQL
+(conftest.py's backends)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from domain.errors import Conflict
-from domain.feed import Algorithm, FallbackReason, FeedSession, ScoredVideo
-from tests.contract.conftest import NewUnitOfWork
+from domain.feed import Algorithm, FallbackReason, FeedPage, FeedSession, ScoredVideo
+from tests.contract.conftest import NewUnitOfWork, Storage
 
 pytestmark = pytest.mark.contract
 
@@ -138,3 +139,85 @@ def test_a_staged_session_is_visible_inside_its_unit_of_work_only_until_rollback
 
     with new_uow() as uow:
         assert uow.feed_sessions.get("s1") is None
+
+
+# --- FeedSessionRecorder: a new session with its first page, outside a unit of work -------------
+
+
+def first_page(of: FeedSession, count: int = 2, **changes: object) -> FeedPage:
+    built = FeedPage(
+        feed_session_id=of.feed_session_id,
+        page_number=1,
+        user_id=of.user_id,
+        algorithm=of.algorithm,
+        fallback_reason=of.fallback_reason,
+        model_version=of.model_version,
+        experiment_variant_id=of.experiment_variant_id,
+        items=of.candidates[:count],
+        created_at=of.created_at,
+    )
+    return replace(built, **changes)  # type: ignore[arg-type]
+
+
+def test_a_recorded_session_and_its_first_page_round_trip_verbatim(storage: Storage) -> None:
+    new = session(
+        LONGEST_ID,
+        ("ビデオ-1", 0.987654321012345),
+        (HOSTILE, 0.5),
+        ("v3", -1.25e-7),
+        user_id=HOSTILE,
+        algorithm=Algorithm.TRENDING,
+        fallback_reason=FallbackReason.DEADLINE,
+        model_version=None,
+        experiment_variant_id="variant-β",
+        created_at=datetime(2026, 11, 24, 12, 25, 0, 1, tzinfo=INDIA),
+    )
+    page = first_page(new)
+
+    storage.sessions.record_new(new, page)
+
+    with storage.new_uow() as uow:
+        assert uow.feed_sessions.get(LONGEST_ID) == new
+        assert uow.feed_cache.pages(LONGEST_ID) == [page]
+        assert uow.feed_cache.served_scores(LONGEST_ID, ["ビデオ-1", "v3"]) == {
+            "ビデオ-1": 0.987654321012345
+        }
+
+
+def test_recording_a_taken_session_id_is_a_conflict_and_writes_nothing(storage: Storage) -> None:
+    taken = session("s1", ("v1", 0.9), ("v2", 0.8))
+    storage.sessions.record_new(taken, first_page(taken, 1))
+    again = session("s1", ("v9", 0.1), user_id="viewer-2")
+
+    with pytest.raises(Conflict):
+        storage.sessions.record_new(again, first_page(again))
+
+    with storage.new_uow() as uow:
+        assert uow.feed_sessions.get("s1") == taken
+        assert uow.feed_cache.pages("s1") == [first_page(taken, 1)]
+
+
+def test_recording_a_page_that_is_not_the_sessions_first_is_refused(storage: Storage) -> None:
+    new = session("s1", ("v1", 0.9))
+
+    with pytest.raises(ValueError, match="not the first page"):
+        storage.sessions.record_new(new, first_page(new, page_number=2))
+    with pytest.raises(ValueError, match="not the first page"):
+        storage.sessions.record_new(new, first_page(new, feed_session_id="s2"))
+
+    with storage.new_uow() as uow:
+        assert uow.feed_sessions.get("s1") is None
+        assert uow.feed_cache.pages("s1") == []
+
+
+def test_a_recorded_session_takes_later_pages_in_a_unit_of_work(storage: Storage) -> None:
+    new = session("s1", ("v1", 0.9), ("v2", 0.8), ("v3", 0.7))
+    storage.sessions.record_new(new, first_page(new, 1))
+    second = replace(first_page(new, 1), page_number=2, items=new.candidates[1:])
+
+    with storage.new_uow() as uow:
+        uow.feed_cache.add_page(second)
+        uow.commit()
+
+    with storage.new_uow() as uow:
+        assert [p.page_number for p in uow.feed_cache.pages("s1")] == [1, 2]

@@ -23,9 +23,11 @@ from adapters.sql.engine import make_engine
 from adapters.sql.health import DatabaseHealth
 from adapters.sql.leases import SqlLeases
 from adapters.sql.migrations import alembic_config, upgrade_database
+from adapters.sql.session_recorder import SqlFeedSessionRecorder
 from adapters.sql.tables import leases, metadata
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from domain.errors import Conflict, DependencyUnavailable
+from domain.feed import Algorithm, FeedPage, FeedSession
 from domain.interactions import InteractionEvent, InteractionType, StoredInteraction
 from tests.servers import free_port
 
@@ -159,6 +161,93 @@ def test_a_connection_lost_inside_a_unit_of_work_is_dependency_unavailable(
         with new_uow() as uow:
             assert uow.interactions.count() == 0
     finally:
+        engine.dispose()
+
+
+def _terminate_other_backends(engine: sa.Engine) -> None:
+    with engine.connect() as killer:
+        killer.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        killer.commit()
+
+
+def test_an_idle_pooled_connection_the_server_dropped_is_replaced_unnoticed(
+    fresh_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upgrade_database(fresh_postgres_url)
+    engine = make_engine(fresh_postgres_url)
+    killer = sa.create_engine(fresh_postgres_url, poolclass=sa.pool.NullPool)
+    new_uow = SqlUnitOfWorkFactory(engine)
+    try:
+        with new_uow() as uow:  # one connection, back in the pool
+            uow.interactions.count()
+        _terminate_other_backends(killer)
+        monkeypatch.setattr("adapters.sql.engine.PING_AFTER_IDLE_S", 0.0)  # it is idle now
+
+        with new_uow() as uow:
+            assert uow.interactions.count() == 0
+    finally:
+        killer.dispose()
+        engine.dispose()
+
+
+def test_a_busy_pooled_connection_the_server_dropped_fails_once_then_the_pool_renews(
+    fresh_postgres_url: str,
+) -> None:
+    """Connections used within PING_AFTER_IDLE_S are not pinged: the one request that meets
+    the dead connection gets DependencyUnavailable, and the pool drops every older one."""
+    upgrade_database(fresh_postgres_url)
+    engine = make_engine(fresh_postgres_url)
+    killer = sa.create_engine(fresh_postgres_url, poolclass=sa.pool.NullPool)
+    new_uow = SqlUnitOfWorkFactory(engine)
+    try:
+        with new_uow() as first, new_uow() as second:  # two pooled connections
+            first.interactions.count()
+            second.interactions.count()
+        _terminate_other_backends(killer)
+
+        with pytest.raises(DependencyUnavailable), new_uow() as uow:
+            uow.interactions.count()
+        with new_uow() as uow:
+            assert uow.interactions.count() == 0
+    finally:
+        killer.dispose()
+        engine.dispose()
+
+
+def test_only_the_session_recorders_connections_commit_asynchronously(
+    fresh_postgres_url: str,
+) -> None:
+    """Feed sessions may lose their last fraction of a second in a server crash; interactions
+    and the outbox (the unit of work's connections) never."""
+    engine = make_engine(fresh_postgres_url)
+    recorder = SqlFeedSessionRecorder(engine)
+    try:
+        assert recorder._autocommit is not None
+        with recorder._autocommit.connect() as connection:
+            assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+    finally:
+        recorder.close()
+        engine.dispose()
+
+
+def test_the_session_recorder_reports_an_unreachable_database(unreachable_url: str) -> None:
+    engine = make_engine(unreachable_url)
+    recorder = SqlFeedSessionRecorder(engine)
+    new = FeedSession("s1", "viewer-1", Algorithm.LIGHTFM, None, "v1", None, (), T0)
+    page = FeedPage("s1", 1, "viewer-1", Algorithm.LIGHTFM, None, "v1", None, (), T0)
+    try:
+        with pytest.raises(DependencyUnavailable) as raised:
+            recorder.record_new(new, page)
+        assert raised.value.component == "database"
+    finally:
+        recorder.close()
         engine.dispose()
 
 

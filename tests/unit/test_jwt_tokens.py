@@ -101,3 +101,63 @@ def test_the_public_key_cannot_be_used_as_an_hs256_secret() -> None:
     forged = signing_input + "." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
     with pytest.raises(Unauthenticated):
         verifier.verify(forged)
+
+
+# --- verified tokens are remembered until they expire --------------------------------------------
+
+
+class CountingDecode:
+    def __init__(self) -> None:
+        self.calls = 0
+        self._decode = jwt.decode
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        self.calls += 1
+        return self._decode(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_token_verified_once_is_not_verified_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = JwtTokens(SECRET, audience="feedrec")
+    decode = CountingDecode()
+    monkeypatch.setattr(jwt, "decode", decode)
+    token = fresh.issue("u1", scopes=[SERVICE_SCOPE])
+
+    first, second = fresh.verify(token), fresh.verify(token)
+
+    assert first == second and first.subject == "u1" and first.is_service
+    assert decode.calls == 1
+
+
+def test_a_remembered_token_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = JwtTokens(SECRET, audience="feedrec", leeway_s=30)
+    token = fresh.issue("u1", ttl_s=60)
+    issued_at = datetime.now(UTC).timestamp()
+    fresh.verify(token)
+
+    monkeypatch.setattr("adapters.jwt_tokens.time.time", lambda: issued_at + 60 + 29)
+    assert fresh.verify(token).subject == "u1"  # within the leeway
+    monkeypatch.setattr("adapters.jwt_tokens.time.time", lambda: issued_at + 60 + 32)
+    with pytest.raises(Unauthenticated, match="expired"):
+        fresh.verify(token)
+
+
+def test_a_refused_token_is_never_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = JwtTokens(SECRET, audience="feedrec")
+    forged = jwt.encode(claims(), "x" * 48, algorithm="HS256")
+    for _ in range(2):
+        with pytest.raises(Unauthenticated):
+            fresh.verify(forged)
+
+
+def test_the_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("adapters.jwt_tokens.VERIFIED_CACHE_SIZE", 3)
+    fresh = JwtTokens(SECRET, audience="feedrec")
+    decode = CountingDecode()
+    monkeypatch.setattr(jwt, "decode", decode)
+    issued = [fresh.issue(f"u{n}") for n in range(4)]
+    for token in issued:
+        fresh.verify(token)
+    fresh.verify(issued[3])  # still remembered
+    assert decode.calls == 4
+    fresh.verify(issued[0])  # the oldest was forgotten: verified again
+    assert decode.calls == 5
