@@ -73,6 +73,22 @@ class DogStatsdMetrics:
     def timing(self, name: str, milliseconds: float, tags: Mapping[str, str] | None = None) -> None:
         self._send(self._statsd.histogram, name, milliseconds, tags=_tag_list(tags))
 
+    def timing_samples(
+        self, name: str, milliseconds: Sequence[float], tags: Mapping[str, str] | None = None
+    ) -> None:
+        """One datagram per ~1,400 bytes of samples, not one per sample: the client's manual
+        buffer (open_buffer/close_buffer) packs them newline-separated, which DogStatsD reads
+        as separate samples. The relay sends one per message it publishes."""
+        if not milliseconds:
+            return
+        tag_list = _tag_list(tags)
+        self._send(self._statsd.open_buffer)
+        try:
+            for sample in milliseconds:
+                self._send(self._statsd.histogram, name, sample, tags=tag_list)
+        finally:
+            self._send(self._statsd.close_buffer)
+
     def gauge(self, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:
         self._send(self._statsd.gauge, name, value, tags=_tag_list(tags))
 

@@ -4,7 +4,7 @@ that a deployment without Segment or Datadog pays nothing per request."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from domain.feed import FallbackReason, FeedServed
 
@@ -26,6 +26,11 @@ class NullMetrics:
         return None
 
     def timing(self, name: str, milliseconds: float, tags: Mapping[str, str] | None = None) -> None:
+        return None
+
+    def timing_samples(
+        self, name: str, milliseconds: Sequence[float], tags: Mapping[str, str] | None = None
+    ) -> None:
         return None
 
     def gauge(self, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:

@@ -88,32 +88,36 @@ class InteractionIngestion:
     def _store(self, events: list[InteractionEvent]) -> int:
         now = self._clock.now()
         with self._unit_of_work() as uow:
-            stored = uow.interactions.get_by_event_ids([event.event_id for event in events])
-            clashing = [
-                event.event_id
-                for event in events
-                if event.event_id in stored and stored[event.event_id].event != event
-            ]
-            if clashing:
-                raise Conflict(f"eventId {clashing[0]!r} is already stored for a different event")
-            new = [event for event in events if event.event_id not in stored]
-            scores = self._served_scores(uow, new)
-            uow.interactions.add(
+            scores = self._served_scores(uow, events)
+            inserted = uow.interactions.add_new(
                 [
                     StoredInteraction(
                         event, now, scores.get((event.feed_session_id, event.video_id))
                     )
-                    for event in new
+                    for event in events
                 ]
             )
+            # Those not inserted were stored before (a retried request): the same event again
+            # is accepted; another event under a known eventId is a Conflict, and leaving the
+            # unit of work without commit stores nothing of this request.
+            if len(inserted) < len(events):
+                known = [event for event in events if event.event_id not in inserted]
+                stored = uow.interactions.get_by_event_ids([event.event_id for event in known])
+                for event in known:
+                    earlier = stored.get(event.event_id)
+                    if earlier is None or earlier.event != event:
+                        raise Conflict(
+                            f"eventId {event.event_id!r} is already stored for a different event"
+                        )
             uow.outbox.add(
                 [
                     OutboxMessage(self._topic, event.user_id, published_form(event), now)
-                    for event in new
+                    for event in events
+                    if event.event_id in inserted
                 ]
             )
             uow.commit()
-        return len(new)
+        return len(inserted)
 
     @staticmethod
     def _served_scores(

@@ -40,6 +40,9 @@ BACKLOG_METRIC = "feed.outbox.backlog"
 PUBLISH_FAILURES_METRIC = "feed.kafka.publish_failures"
 #: While idle the backlog gauge is sent at most this often (a busy round always sends it).
 IDLE_GAUGE_INTERVAL = timedelta(seconds=1)
+#: A full round counts the unsent messages at most this often: counting walks the whole
+#: backlog, and rounds come many times a second exactly when the backlog is large.
+BACKLOG_COUNT_INTERVAL = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -47,14 +50,15 @@ class RelayResult:
     """One round: `read` pending messages, of which `sent` were acknowledged and marked sent,
     `failed` were not acknowledged, and `held_back` were acknowledged after an earlier message
     of the same key failed (they stay pending, see the module docstring). `backlog` is how many
-    messages were unsent after the round; `full` says the round read a whole batch, so more
-    are probably waiting."""
+    messages were unsent after the round, or None when a full round did not count them (see
+    BACKLOG_COUNT_INTERVAL); `full` says the round read a whole batch, so more are probably
+    waiting."""
 
     read: int
     sent: int
     failed: int
     held_back: int
-    backlog: int
+    backlog: int | None
     full: bool
 
 
@@ -80,6 +84,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._publish_timeout_s = publish_timeout_s
         self._gauge_sent_at: datetime | None = None
+        self._counted_at: datetime | None = None
 
     def relay_once(self) -> RelayResult:
         """Read up to `batch_size` pending messages, publish them, record the outcome.
@@ -89,8 +94,8 @@ class OutboxRelay:
         """
         with self._unit_of_work() as uow:
             pending = uow.outbox.pending(self._batch_size)
-            backlog_before = uow.outbox.backlog() if len(pending) == self._batch_size else None
-        full = len(pending) == self._batch_size
+            full = len(pending) == self._batch_size
+            backlog_before = uow.outbox.backlog() if full and self._count_due() else None
         if not pending:
             self._report_backlog(0, busy=False)
             return RelayResult(0, 0, 0, 0, 0, full=False)
@@ -120,16 +125,27 @@ class OutboxRelay:
             uow.commit()
 
         sent_ids = set(sent)
-        for item in pending:
-            if item.id in sent_ids:
-                latency = acknowledged_at - item.message.created_at
-                self._metrics.timing(PUBLISH_LATENCY_METRIC, latency.total_seconds() * 1000.0)
+        self._metrics.timing_samples(
+            PUBLISH_LATENCY_METRIC,
+            [
+                (acknowledged_at - item.message.created_at).total_seconds() * 1000.0
+                for item in pending
+                if item.id in sent_ids
+            ],
+        )
         if failed:
             self._metrics.increment(PUBLISH_FAILURES_METRIC, len(failed))
-        unsent = len(pending) - len(sent)
-        backlog = unsent if backlog_before is None else backlog_before - len(sent)
-        self._report_backlog(backlog, busy=True)
+        backlog = _backlog_after(len(pending), len(sent), full, backlog_before)
+        if backlog is not None:
+            self._report_backlog(backlog, busy=True)
         return RelayResult(len(pending), len(sent), len(failed), len(held_back), backlog, full)
+
+    def _count_due(self) -> bool:
+        now = self._clock.now()
+        if self._counted_at is not None and now - self._counted_at < BACKLOG_COUNT_INTERVAL:
+            return False
+        self._counted_at = now
+        return True
 
     def purge_sent(self, retention: timedelta) -> int:
         """Delete messages acknowledged more than `retention` ago; returns how many."""
@@ -143,6 +159,12 @@ class OutboxRelay:
         if busy or self._gauge_sent_at is None or now - self._gauge_sent_at >= IDLE_GAUGE_INTERVAL:
             self._metrics.gauge(BACKLOG_METRIC, backlog)
             self._gauge_sent_at = now
+
+
+def _backlog_after(read: int, sent: int, full: bool, counted_before: int | None) -> int | None:
+    if not full:  # everything pending was read: what was not sent is the backlog
+        return read - sent
+    return None if counted_before is None else counted_before - sent
 
 
 def report_backlog(unit_of_work: Callable[[], UnitOfWork], metrics: Metrics) -> int:

@@ -3,7 +3,7 @@ once, never raises and never blocks on the network; a lost datagram is not an er
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from domain.feed import FallbackReason, FeedServed
@@ -23,6 +23,13 @@ class Metrics(Protocol):
 
     def timing(self, name: str, milliseconds: float, tags: Mapping[str, str] | None = None) -> None:
         """A histogram sample (e.g. `feed.model.latency_ms`), in milliseconds."""
+        ...
+
+    def timing_samples(
+        self, name: str, milliseconds: Sequence[float], tags: Mapping[str, str] | None = None
+    ) -> None:
+        """Many samples of one histogram at once (e.g. the relay's publish latency, one per
+        message of a round): the same as `timing` for each, sent together."""
         ...
 
     def gauge(self, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:

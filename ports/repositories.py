@@ -22,6 +22,12 @@ class InteractionRepository(Protocol):
         """Stage new interactions; their event ids must not be stored yet (raises Conflict)."""
         ...
 
+    def add_new(self, interactions: Sequence[StoredInteraction]) -> set[str]:
+        """Stage those of `interactions` whose event id is not stored yet, and return their
+        event ids; stored ones are left as they are (an id repeated in `interactions` is
+        staged once, the first time). One pass: no read of the stored ids beforehand."""
+        ...
+
     def count(self) -> int:
         """How many interactions are stored."""
         ...

@@ -179,6 +179,16 @@ class _Interactions:
 
         self._uow.stage(change)
 
+    def add_new(self, interactions: Sequence[StoredInteraction]) -> set[str]:
+        stored = self._uow.view().interactions
+        new: dict[str, StoredInteraction] = {}
+        for item in interactions:
+            event_id = item.event.event_id
+            if event_id not in stored and event_id not in new:
+                new[event_id] = item
+        self.add(list(new.values()))  # at commit: Conflict if another commit stored one since
+        return set(new)
+
     def count(self) -> int:
         return len(self._uow.view().interactions)
 

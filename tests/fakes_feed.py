@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -59,6 +59,12 @@ class RecordingMetrics:
 
     def timing(self, name: str, milliseconds: float, tags: Mapping[str, str] | None = None) -> None:
         self.timings.append((name, milliseconds, dict(tags or {})))
+
+    def timing_samples(
+        self, name: str, milliseconds: Sequence[float], tags: Mapping[str, str] | None = None
+    ) -> None:
+        for sample in milliseconds:
+            self.timing(name, sample, tags)
 
     def gauge(self, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:
         self.gauges.append((name, value, dict(tags or {})))

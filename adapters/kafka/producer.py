@@ -16,11 +16,12 @@ broker returns, and no record waits in a dead producer's buffer.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 from adapters.kafka.socket_leak import construct_closing_on_failure, fix_kafka_python_socket_leak
 from domain.outbox import PendingMessage
@@ -148,8 +149,9 @@ class KafkaEventBus:
 
 
 def encode_value(payload: object) -> bytes:
-    """The record value: compact JSON, UTF-8, keys in the payload's order."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The record value: compact JSON, UTF-8, keys in the payload's order (orjson: the same
+    JSON as the standard library's compact form, several times faster, per event)."""
+    return orjson.dumps(payload)
 
 
 def _force_close(producer: Any) -> None:

@@ -379,6 +379,28 @@ def test_timings_gauges_and_counters_arrive_as_histogram_gauge_and_count(
     ]
 
 
+def test_many_samples_of_a_histogram_share_datagrams_and_single_metrics_stay_prompt(
+    metrics: DogStatsdMetrics, agent_socket: socket.socket
+) -> None:
+    samples = [float(n) for n in range(200)]
+
+    metrics.timing_samples("feed.kafka.publish_latency_ms", samples)
+    metrics.gauge("feed.outbox.backlog", 7)  # after the batch: one datagram of its own again
+
+    lines: list[str] = []
+    datagrams = 0
+    while len(lines) < len(samples) + 1:
+        data, _ = agent_socket.recvfrom(65535)
+        datagrams += 1
+        assert len(data) <= 1432  # fits one UDP packet on a 1500-byte MTU
+        lines.extend(line for line in data.decode().split("\n") if line)
+    assert lines[:-1] == [
+        f"feed.kafka.publish_latency_ms:{sample}|h|#env:test,service:feedrec" for sample in samples
+    ]
+    assert lines[-1] == "feed.outbox.backlog:7|g|#env:test,service:feedrec"
+    assert datagrams < len(samples) / 10
+
+
 def test_metrics_to_an_agent_that_is_gone_are_dropped_without_an_error(
     agent_socket: socket.socket,
 ) -> None:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +47,11 @@ class RecordingMetrics:
 
     def timing(self, name: str, milliseconds: float, tags: Mapping[str, str] | None = None) -> None:
         self.timings.append((name, milliseconds, dict(tags or {})))
+
+    def timing_samples(
+        self, name: str, milliseconds: Sequence[float], tags: Mapping[str, str] | None = None
+    ) -> None:
+        raise AssertionError("the adapter times one call at a time")
 
     def gauge(self, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:
         self.gauges.append((name, value))

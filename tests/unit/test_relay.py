@@ -230,7 +230,9 @@ def test_a_full_batch_reads_the_oldest_and_counts_the_rest_of_the_backlog(
     accept(database, *[(f"e{i}", f"u{i % 2}") for i in range(5)], at=NOW)
     relay = relay_for(database, bus, clock, metrics, batch_size=2)
 
-    results = [relay.relay_once() for _ in range(3)]
+    results = [relay.relay_once()]
+    clock.advance(timedelta(seconds=1))
+    results += [relay.relay_once() for _ in range(2)]
 
     assert [(r.read, r.full, r.backlog) for r in results] == [
         (2, True, 3),
@@ -238,6 +240,26 @@ def test_a_full_batch_reads_the_oldest_and_counts_the_rest_of_the_backlog(
         (1, False, 0),
     ]
     assert bus.rounds == [["e0", "e1"], ["e2", "e3"], ["e4"]]
+    assert [value for _, value, _ in metrics.gauges] == [3, 1, 0]
+
+
+def test_full_rounds_count_the_backlog_at_most_once_a_second(
+    database: InMemoryUnitOfWorkFactory,
+    bus: FakeEventBus,
+    clock: FixedClock,
+    metrics: RecordingMetrics,
+) -> None:
+    accept(database, *[(f"e{i}", f"u{i % 2}") for i in range(7)], at=NOW)
+    relay = relay_for(database, bus, clock, metrics, batch_size=2)
+
+    backlogs = []
+    for _ in range(4):
+        backlogs.append(relay.relay_once().backlog)
+        clock.advance(timedelta(milliseconds=400))
+
+    # counted at 0 ms and at 1,200 ms; the last round read everything that was left
+    assert backlogs == [5, None, None, 0]
+    assert [value for _, value, _ in metrics.gauges] == [5, 0]
 
 
 def test_a_database_that_is_down_stops_the_round_before_anything_is_published(
