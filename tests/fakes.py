@@ -16,6 +16,7 @@ from domain.errors import Conflict, DependencyUnavailable
 from domain.feed import FeedPage, FeedSession, VideoActivity
 from domain.interactions import StoredInteraction
 from domain.outbox import OutboxMessage, PendingMessage
+from domain.trending import TrendingFormula, top_videos_from_activity
 from ports.repositories import (
     FeedCacheRepository,
     FeedSessionRepository,
@@ -315,6 +316,11 @@ class InMemoryActivityReader:
 
     def __init__(self, factory: InMemoryUnitOfWorkFactory) -> None:
         self._factory = factory
+
+    def top_videos(
+        self, formula: TrendingFormula, now: datetime, size: int
+    ) -> list[tuple[str, float]]:
+        return top_videos_from_activity(self.activity_between, formula, now, size)
 
     def activity_between(self, start: datetime, end: datetime) -> list[VideoActivity]:
         start, end = _utc(start), _utc(end)

@@ -14,6 +14,7 @@ from domain.feed import (
     ScoredVideo,
     VideoActivity,
 )
+from domain.trending import TrendingFormula, top_videos_from_activity
 
 
 @dataclass
@@ -78,6 +79,11 @@ class ScriptedActivity:
     """Implements `ports.repositories.ActivityReader` from a list of timed activities."""
 
     rows: list[tuple[datetime, VideoActivity]] = field(default_factory=list)
+
+    def top_videos(
+        self, formula: TrendingFormula, now: datetime, size: int
+    ) -> list[tuple[str, float]]:
+        return top_videos_from_activity(self.activity_between, formula, now, size)
 
     def activity_between(self, start: datetime, end: datetime) -> list[VideoActivity]:
         return [activity for moment, activity in self.rows if start <= moment < end]
