@@ -138,32 +138,6 @@ def test_an_unreachable_database_is_dependency_unavailable(unreachable_url: str)
         upgrade_database(unreachable_url)
 
 
-def test_a_connection_lost_inside_a_unit_of_work_is_dependency_unavailable(
-    fresh_postgres_url: str,
-) -> None:
-    upgrade_database(fresh_postgres_url)
-    engine = make_engine(fresh_postgres_url)
-    new_uow = SqlUnitOfWorkFactory(engine)
-    try:
-        with pytest.raises(DependencyUnavailable), new_uow() as uow:
-            uow.interactions.add([interaction(1)])
-            with engine.connect() as killer:
-                killer.execute(
-                    sa.text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    )
-                )
-                killer.commit()
-            uow.interactions.count()
-
-        # the pool replaces the dead connection: the next unit of work just works
-        with new_uow() as uow:
-            assert uow.interactions.count() == 0
-    finally:
-        engine.dispose()
-
-
 def _terminate_other_backends(engine: sa.Engine) -> None:
     with engine.connect() as killer:
         killer.execute(
@@ -173,6 +147,25 @@ def _terminate_other_backends(engine: sa.Engine) -> None:
             )
         )
         killer.commit()
+
+
+def test_a_connection_lost_inside_a_unit_of_work_is_dependency_unavailable(
+    fresh_postgres_url: str,
+) -> None:
+    upgrade_database(fresh_postgres_url)
+    engine = make_engine(fresh_postgres_url)
+    new_uow = SqlUnitOfWorkFactory(engine)
+    try:
+        with pytest.raises(DependencyUnavailable), new_uow() as uow:
+            uow.interactions.add([interaction(1)])
+            _terminate_other_backends(engine)
+            uow.interactions.count()
+
+        # the pool replaces the dead connection: the next unit of work just works
+        with new_uow() as uow:
+            assert uow.interactions.count() == 0
+    finally:
+        engine.dispose()
 
 
 def test_an_idle_pooled_connection_the_server_dropped_is_replaced_unnoticed(
