@@ -345,7 +345,8 @@ def _insert_new_interactions(dialect: str) -> Any:
     elif dialect == "sqlite":
         insert_new = sqlite_insert(user_interactions)
     else:
-        raise NotImplementedError(f"no INSERT ... ON CONFLICT DO NOTHING for {dialect}")
+        # The service runs on PostgreSQL or SQLite (adapters.sql.engine); both have it.
+        raise ValueError(f"unsupported database {dialect!r}: PostgreSQL or SQLite only")
     return insert_new.on_conflict_do_nothing(index_elements=["event_id"]).returning(
         user_interactions.c.event_id
     )
