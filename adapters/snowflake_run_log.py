@@ -73,7 +73,7 @@ class SnowflakeRunLog:
 
     def record(self, run: RetrainRun) -> None:
         values = _row(run)
-        source = ", ".join(f"{_placeholder(name)} AS {name}" for name in _COLUMNS)
+        source = ", ".join(f"{_parameter_marker(name)} AS {name}" for name in _COLUMNS)
         updates = ", ".join(f"{name} = s.{name}" for name in _COLUMNS if name != "run_id")
         statement = (
             f"MERGE INTO {self._table} t USING (SELECT {source}) s ON t.run_id = s.run_id "
@@ -145,7 +145,7 @@ class SnowflakeRunLog:
         )
 
 
-def _placeholder(name: str) -> str:
+def _parameter_marker(name: str) -> str:
     if name in _TIMESTAMPS:
         return "%s::TIMESTAMP_TZ"
     if name in _VARIANTS:
