@@ -3,9 +3,11 @@ database, from `user_interactions`, for the trending feed."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, Float, Select, case, cast, func, select
+from sqlalchemy import Engine, Executable, Float, Row, Select, case, cast, func, select
 
 from adapters.sql.engine import SQLITE_BEGIN_OPTION
 from adapters.sql.errors import database_errors
@@ -29,19 +31,20 @@ class SqlActivityReader:
     ) -> list[tuple[str, float]]:
         if size <= 0:
             return []
-        reading = {SQLITE_BEGIN_OPTION: "DEFERRED"}
-        with database_errors(), self._engine.connect().execution_options(**reading) as connection:
-            rows = connection.execute(_top_videos_query(formula, now, size)).all()
+        rows = self._read(_top_videos_query(formula, now, size))
         return [(video_id, float(score)) for video_id, score in rows]
 
     def activity_between(self, start: datetime, end: datetime) -> list[VideoActivity]:
-        reading = {SQLITE_BEGIN_OPTION: "DEFERRED"}
-        with database_errors(), self._engine.connect().execution_options(**reading) as connection:
-            rows = connection.execute(_activity_query(start, end)).all()
+        rows = self._read(_activity_query(start, end))
         return [
             VideoActivity(video_id, interaction_type, int(events), int(watch_time_ms))
             for video_id, interaction_type, events, watch_time_ms in rows
         ]
+
+    def _read(self, query: Executable) -> Sequence[Row[*tuple[Any, ...]]]:
+        reading = {SQLITE_BEGIN_OPTION: "DEFERRED"}
+        with database_errors(), self._engine.connect().execution_options(**reading) as connection:
+            return connection.execute(query).all()
 
 
 def _top_videos_query(formula: TrendingFormula, now: datetime, size: int) -> Select[str, float]:

@@ -19,6 +19,8 @@ import orjson
 from sqlalchemy import Connection, Table, TextClause, text
 from sqlalchemy.dialects import postgresql
 
+from adapters.sql.types import refuse_naive
+
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
@@ -51,9 +53,7 @@ def insert_json_rows(
 
 def _refuse(value: object) -> str:
     if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"a naive datetime cannot be stored: {value!r}")
-        return value.isoformat()
+        return refuse_naive(value).isoformat()
     raise TypeError(f"cannot send {type(value).__name__} as a JSON row value")
 
 

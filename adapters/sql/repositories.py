@@ -73,10 +73,9 @@ class SqlInteractionRepository:
                 returning="event_id",
             )
             return set(inserted)
+        # SQLite: one multi-row INSERT per 1,000 rows (SQLAlchemy's insertmanyvalues), each
+        # returning the event ids it inserted; a stored id inserts nothing.
         statement = _insert_new_interactions(self._connection.dialect.name)
-        # One multi-row INSERT per 1,000 rows (SQLAlchemy's insertmanyvalues), each returning
-        # the event ids it inserted; a stored id (or one a concurrent transaction is storing:
-        # PostgreSQL waits for it) inserts nothing.
         return set(self._connection.execute(statement, rows).scalars())
 
     @database_errors()
@@ -340,16 +339,13 @@ def _insert_one_or_conflict(
 
 @functools.cache
 def _insert_new_interactions(dialect: str) -> Any:
-    if dialect == "postgresql":
-        insert_new: Any = postgresql_insert(user_interactions)
-    elif dialect == "sqlite":
-        insert_new = sqlite_insert(user_interactions)
-    else:
+    """`_insert_or_nothing` on `user_interactions`, returning the event ids it inserted (a new
+    row's only possible clash is its `event_id`: `id` comes from the sequence)."""
+    statement = _insert_or_nothing(dialect, user_interactions)
+    if statement is None:
         # The service runs on PostgreSQL or SQLite (adapters.sql.engine); both have it.
         raise ValueError(f"unsupported database {dialect!r}: PostgreSQL or SQLite only")
-    return insert_new.on_conflict_do_nothing(index_elements=["event_id"]).returning(
-        user_interactions.c.event_id
-    )
+    return statement.returning(user_interactions.c.event_id)
 
 
 @functools.cache

@@ -10,6 +10,13 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 
+def refuse_naive(value: datetime) -> datetime:
+    """`value`, unless it is naive (ValueError): its meaning depends on the machine that made it."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"a naive datetime cannot be stored: {value!r}")
+    return value
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC datetime in and out, on every database.
 
@@ -24,9 +31,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"a naive datetime cannot be stored: {value!r}")
-        in_utc = value.astimezone(UTC)
+        in_utc = refuse_naive(value).astimezone(UTC)
         return in_utc if dialect.name == "postgresql" else in_utc.replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
