@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'proto/lightfm/v2025_9/recommender.proto\x12\x0flightfm.v2025_9\x1a\x1fgoogle/protobuf/timestamp.proto\"a\n\x10RecommendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x19\n\x11\x65xclude_video_ids\x18\x03 \x03(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\".\n\x0bScoredVideo\x12\x10\n\x08video_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"k\n\x11RecommendResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.lightfm.v2025_9.ScoredVideo\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x16\n\x14\x44\x65scribeModelRequest\"#\n\x10LoadModelRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"J\n\x0cModelMetrics\x12\x17\n\x0fprecision_at_10\x18\x01 \x01(\x01\x12\x14\n\x0crecall_at_10\x18\x02 \x01(\x01\x12\x0b\n\x03\x61uc\x18\x03 \x01(\x01\"\xbc\x03\n\x10ModelDescription\x12\x0f\n\x07version\x18\x01 \x01(\t\x12.\n\ntrained_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07n_users\x18\x03 \x01(\x04\x12\x0f\n\x07n_items\x18\x04 \x01(\x04\x12\x16\n\x0en_interactions\x18\x05 \x01(\x04\x12\x30\n\x0cwindow_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x07metrics\x18\x08 \x01(\x0b\x32\x1d.lightfm.v2025_9.ModelMetrics\x12=\n\x06params\x18\t \x03(\x0b\x32-.lightfm.v2025_9.ModelDescription.ParamsEntry\x12-\n\tloaded_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\x8f\x02\n\x0bRecommender\x12R\n\tRecommend\x12!.lightfm.v2025_9.RecommendRequest\x1a\".lightfm.v2025_9.RecommendResponse\x12Y\n\rDescribeModel\x12%.lightfm.v2025_9.DescribeModelRequest\x1a!.lightfm.v2025_9.ModelDescription\x12Q\n\tLoadModel\x12!.lightfm.v2025_9.LoadModelRequest\x1a!.lightfm.v2025_9.ModelDescriptionb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'proto/lightfm/v2025_9/recommender.proto\x12\x0flightfm.v2025_9\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x01\n\x10RecommendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x19\n\x11\x65xclude_video_ids\x18\x03 \x03(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x39\n\x10recent_positives\x18\x05 \x03(\x0b\x32\x1f.lightfm.v2025_9.RecentPositive\"c\n\x0eRecentPositive\x12\x10\n\x08video_id\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x02\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\".\n\x0bScoredVideo\x12\x10\n\x08video_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"\xa6\x01\n\x11RecommendResponse\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.lightfm.v2025_9.ScoredVideo\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x39\n\x0fpersonalization\x18\x04 \x01(\x0e\x32 .lightfm.v2025_9.Personalization\"\'\n\x12KnownVideosRequest\x12\x11\n\tvideo_ids\x18\x01 \x03(\t\"E\n\x13KnownVideosResponse\x12\x17\n\x0fknown_video_ids\x18\x01 \x03(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\"\x16\n\x14\x44\x65scribeModelRequest\"#\n\x10LoadModelRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"J\n\x0cModelMetrics\x12\x17\n\x0fprecision_at_10\x18\x01 \x01(\x01\x12\x14\n\x0crecall_at_10\x18\x02 \x01(\x01\x12\x0b\n\x03\x61uc\x18\x03 \x01(\x01\"\xbc\x03\n\x10ModelDescription\x12\x0f\n\x07version\x18\x01 \x01(\t\x12.\n\ntrained_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07n_users\x18\x03 \x01(\x04\x12\x0f\n\x07n_items\x18\x04 \x01(\x04\x12\x16\n\x0en_interactions\x18\x05 \x01(\x04\x12\x30\n\x0cwindow_start\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x07metrics\x18\x08 \x01(\x0b\x32\x1d.lightfm.v2025_9.ModelMetrics\x12=\n\x06params\x18\t \x03(\x0b\x32-.lightfm.v2025_9.ModelDescription.ParamsEntry\x12-\n\tloaded_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*k\n\x0fPersonalization\x12\x1f\n\x1bPERSONALIZATION_UNSPECIFIED\x10\x00\x12\x19\n\x15PERSONALIZATION_MODEL\x10\x01\x12\x1c\n\x18PERSONALIZATION_REALTIME\x10\x02\x32\xe9\x02\n\x0bRecommender\x12R\n\tRecommend\x12!.lightfm.v2025_9.RecommendRequest\x1a\".lightfm.v2025_9.RecommendResponse\x12Y\n\rDescribeModel\x12%.lightfm.v2025_9.DescribeModelRequest\x1a!.lightfm.v2025_9.ModelDescription\x12X\n\x0bKnownVideos\x12#.lightfm.v2025_9.KnownVideosRequest\x1a$.lightfm.v2025_9.KnownVideosResponse\x12Q\n\tLoadModel\x12!.lightfm.v2025_9.LoadModelRequest\x1a!.lightfm.v2025_9.ModelDescriptionb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,22 +34,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODELDESCRIPTION_PARAMSENTRY']._loaded_options = None
   _globals['_MODELDESCRIPTION_PARAMSENTRY']._serialized_options = b'8\001'
-  _globals['_RECOMMENDREQUEST']._serialized_start=93
-  _globals['_RECOMMENDREQUEST']._serialized_end=190
-  _globals['_SCOREDVIDEO']._serialized_start=192
-  _globals['_SCOREDVIDEO']._serialized_end=238
-  _globals['_RECOMMENDRESPONSE']._serialized_start=240
-  _globals['_RECOMMENDRESPONSE']._serialized_end=347
-  _globals['_DESCRIBEMODELREQUEST']._serialized_start=349
-  _globals['_DESCRIBEMODELREQUEST']._serialized_end=371
-  _globals['_LOADMODELREQUEST']._serialized_start=373
-  _globals['_LOADMODELREQUEST']._serialized_end=408
-  _globals['_MODELMETRICS']._serialized_start=410
-  _globals['_MODELMETRICS']._serialized_end=484
-  _globals['_MODELDESCRIPTION']._serialized_start=487
-  _globals['_MODELDESCRIPTION']._serialized_end=931
-  _globals['_MODELDESCRIPTION_PARAMSENTRY']._serialized_start=886
-  _globals['_MODELDESCRIPTION_PARAMSENTRY']._serialized_end=931
-  _globals['_RECOMMENDER']._serialized_start=934
-  _globals['_RECOMMENDER']._serialized_end=1205
+  _globals['_PERSONALIZATION']._serialized_start=1266
+  _globals['_PERSONALIZATION']._serialized_end=1373
+  _globals['_RECOMMENDREQUEST']._serialized_start=94
+  _globals['_RECOMMENDREQUEST']._serialized_end=250
+  _globals['_RECENTPOSITIVE']._serialized_start=252
+  _globals['_RECENTPOSITIVE']._serialized_end=351
+  _globals['_SCOREDVIDEO']._serialized_start=353
+  _globals['_SCOREDVIDEO']._serialized_end=399
+  _globals['_RECOMMENDRESPONSE']._serialized_start=402
+  _globals['_RECOMMENDRESPONSE']._serialized_end=568
+  _globals['_KNOWNVIDEOSREQUEST']._serialized_start=570
+  _globals['_KNOWNVIDEOSREQUEST']._serialized_end=609
+  _globals['_KNOWNVIDEOSRESPONSE']._serialized_start=611
+  _globals['_KNOWNVIDEOSRESPONSE']._serialized_end=680
+  _globals['_DESCRIBEMODELREQUEST']._serialized_start=682
+  _globals['_DESCRIBEMODELREQUEST']._serialized_end=704
+  _globals['_LOADMODELREQUEST']._serialized_start=706
+  _globals['_LOADMODELREQUEST']._serialized_end=741
+  _globals['_MODELMETRICS']._serialized_start=743
+  _globals['_MODELMETRICS']._serialized_end=817
+  _globals['_MODELDESCRIPTION']._serialized_start=820
+  _globals['_MODELDESCRIPTION']._serialized_end=1264
+  _globals['_MODELDESCRIPTION_PARAMSENTRY']._serialized_start=1219
+  _globals['_MODELDESCRIPTION_PARAMSENTRY']._serialized_end=1264
+  _globals['_RECOMMENDER']._serialized_start=1376
+  _globals['_RECOMMENDER']._serialized_end=1737
 # @@protoc_insertion_point(module_scope)

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -9,17 +10,38 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class Personalization(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PERSONALIZATION_UNSPECIFIED: _ClassVar[Personalization]
+    PERSONALIZATION_MODEL: _ClassVar[Personalization]
+    PERSONALIZATION_REALTIME: _ClassVar[Personalization]
+PERSONALIZATION_UNSPECIFIED: Personalization
+PERSONALIZATION_MODEL: Personalization
+PERSONALIZATION_REALTIME: Personalization
+
 class RecommendRequest(_message.Message):
-    __slots__ = ("user_id", "limit", "exclude_video_ids", "request_id")
+    __slots__ = ("user_id", "limit", "exclude_video_ids", "request_id", "recent_positives")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_VIDEO_IDS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    RECENT_POSITIVES_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     limit: int
     exclude_video_ids: _containers.RepeatedScalarFieldContainer[str]
     request_id: str
-    def __init__(self, user_id: _Optional[str] = ..., limit: _Optional[int] = ..., exclude_video_ids: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    recent_positives: _containers.RepeatedCompositeFieldContainer[RecentPositive]
+    def __init__(self, user_id: _Optional[str] = ..., limit: _Optional[int] = ..., exclude_video_ids: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ..., recent_positives: _Optional[_Iterable[_Union[RecentPositive, _Mapping]]] = ...) -> None: ...
+
+class RecentPositive(_message.Message):
+    __slots__ = ("video_id", "weight", "occurred_at")
+    VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    video_id: str
+    weight: float
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, video_id: _Optional[str] = ..., weight: _Optional[float] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ScoredVideo(_message.Message):
     __slots__ = ("video_id", "score")
@@ -30,14 +52,30 @@ class ScoredVideo(_message.Message):
     def __init__(self, video_id: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
 
 class RecommendResponse(_message.Message):
-    __slots__ = ("items", "model_version", "request_id")
+    __slots__ = ("items", "model_version", "request_id", "personalization")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PERSONALIZATION_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[ScoredVideo]
     model_version: str
     request_id: str
-    def __init__(self, items: _Optional[_Iterable[_Union[ScoredVideo, _Mapping]]] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    personalization: Personalization
+    def __init__(self, items: _Optional[_Iterable[_Union[ScoredVideo, _Mapping]]] = ..., model_version: _Optional[str] = ..., request_id: _Optional[str] = ..., personalization: _Optional[_Union[Personalization, str]] = ...) -> None: ...
+
+class KnownVideosRequest(_message.Message):
+    __slots__ = ("video_ids",)
+    VIDEO_IDS_FIELD_NUMBER: _ClassVar[int]
+    video_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, video_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class KnownVideosResponse(_message.Message):
+    __slots__ = ("known_video_ids", "model_version")
+    KNOWN_VIDEO_IDS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    known_video_ids: _containers.RepeatedScalarFieldContainer[str]
+    model_version: str
+    def __init__(self, known_video_ids: _Optional[_Iterable[str]] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class DescribeModelRequest(_message.Message):
     __slots__ = ()

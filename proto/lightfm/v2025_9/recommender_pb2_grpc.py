@@ -45,6 +45,11 @@ class RecommenderStub:
                 request_serializer=proto_dot_lightfm_dot_v2025__9_dot_recommender__pb2.DescribeModelRequest.SerializeToString,
                 response_deserializer=proto_dot_lightfm_dot_v2025__9_dot_recommender__pb2.ModelDescription.FromString,
                 _registered_method=True)
+        self.KnownVideos = channel.unary_unary(
+                '/lightfm.v2025_9.Recommender/KnownVideos',
+                request_serializer=proto_dot_lightfm_dot_v2025__9_dot_recommender__pb2.KnownVideosRequest.SerializeToString,
+                response_deserializer=proto_dot_lightfm_dot_v2025__9_dot_recommender__pb2.KnownVideosResponse.FromString,
+                _registered_method=True)
         self.LoadModel = channel.unary_unary(
                 '/lightfm.v2025_9.Recommender/LoadModel',
                 request_serializer=proto_dot_lightfm_dot_v2025__9_dot_recommender__pb2.LoadModelRequest.SerializeToString,
@@ -60,6 +65,10 @@ class RecommenderServicer:
         """The best `limit` videos for one user, best first, scored by the loaded model. Videos the user
         interacted with in the training data and videos in `exclude_video_ids` are never returned.
         The whole answer comes from one model version, named in the response.
+        `recent_positives` newer than the model's training window are folded into the user's
+        representation (real-time personalisation, `personalization: REALTIME`); a user unknown to
+        the model but with at least one recent positive on a known video is ranked that way instead
+        of NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -67,6 +76,14 @@ class RecommenderServicer:
 
     def DescribeModel(self, request, context):
         """What model is serving now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def KnownVideos(self, request, context):
+        """Which of the given videos the loaded model can rank (its catalogue). The feed's exploration
+        uses it to find new videos the model does not know yet.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -94,6 +111,11 @@ def add_RecommenderServicer_to_server(servicer, server):
                     servicer.DescribeModel,
                     request_deserializer=proto_dot_lightfm_dot_v2025__9_dot_recommender__pb2.DescribeModelRequest.FromString,
                     response_serializer=proto_dot_lightfm_dot_v2025__9_dot_recommender__pb2.ModelDescription.SerializeToString,
+            ),
+            'KnownVideos': grpc.unary_unary_rpc_method_handler(
+                    servicer.KnownVideos,
+                    request_deserializer=proto_dot_lightfm_dot_v2025__9_dot_recommender__pb2.KnownVideosRequest.FromString,
+                    response_serializer=proto_dot_lightfm_dot_v2025__9_dot_recommender__pb2.KnownVideosResponse.SerializeToString,
             ),
             'LoadModel': grpc.unary_unary_rpc_method_handler(
                     servicer.LoadModel,
@@ -156,6 +178,33 @@ class Recommender:
             '/lightfm.v2025_9.Recommender/DescribeModel',
             proto_dot_lightfm_dot_v2025__9_dot_recommender__pb2.DescribeModelRequest.SerializeToString,
             proto_dot_lightfm_dot_v2025__9_dot_recommender__pb2.ModelDescription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KnownVideos(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lightfm.v2025_9.Recommender/KnownVideos',
+            proto_dot_lightfm_dot_v2025__9_dot_recommender__pb2.KnownVideosRequest.SerializeToString,
+            proto_dot_lightfm_dot_v2025__9_dot_recommender__pb2.KnownVideosResponse.FromString,
             options,
             channel_credentials,
             insecure,
