@@ -8,8 +8,8 @@
 - Timestamps are TIMESTAMP_TZ, bound as ISO 8601 text with offset and cast in SQL, so the
   connector's own datetime binding rules do not matter.
 - Reading back, NULL timestamps are told by `col IS NULL`, not by the value: fakesnow's server
-  mode returns NULL TIMESTAMP_* as 1970-01-01 (FACTS.md section 2), and the extra column costs
-  nothing on real Snowflake.
+  mode (0.12) returns NULL TIMESTAMP_* as 1970-01-01 while `IS NULL` stays true, and the extra
+  column costs nothing on real Snowflake.
 - One connection per call: the worker writes a handful of rows a night, and a connection held
   overnight would be dead by the next run anyway.
 

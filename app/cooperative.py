@@ -1,4 +1,6 @@
-"""Under gunicorn's gevent worker, C-level clients must yield to the hub too (FACTS.md §5, §11)."""
+"""Under gunicorn's gevent worker, C-level clients must yield to the hub too: gevent patches
+Python's sockets, not grpc's or psycopg2's, whose calls otherwise block (and serialize) the
+whole worker."""
 
 from __future__ import annotations
 

@@ -239,7 +239,7 @@ def plan(
 ) -> None:
     """The worker's timetable: `nightly` daily at `retrain_at` (HH:MM) UTC, and the spool
     delivery every SPOOL_DELIVERY_S seconds."""
-    # "UTC" as a name: schedule needs pytz for it (schedule[timezone]); FACTS.md section 10.
+    # "UTC" as a name: schedule refuses datetime.timezone.utc and needs pytz (schedule[timezone]).
     scheduler.every().day.at(retrain_at, "UTC").do(nightly)
     scheduler.every(SPOOL_DELIVERY_S).seconds.do(deliver_spooled)
 

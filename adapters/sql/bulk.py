@@ -9,7 +9,7 @@ from itertools import islice
 from sqlalchemy import Engine, insert
 
 from adapters.sql.errors import database_errors
-from adapters.sql.repositories import interaction_row
+from adapters.sql.interactions import interaction_row
 from adapters.sql.tables import user_interactions
 from domain.interactions import StoredInteraction
 

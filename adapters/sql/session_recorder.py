@@ -21,7 +21,7 @@ from sqlalchemy import Engine, bindparam, text
 
 from adapters.sql.engine import make_autocommit_engine
 from adapters.sql.errors import database_errors
-from adapters.sql.repositories import SESSION_TAKEN, page_row, session_row
+from adapters.sql.feed_records import SESSION_TAKEN, page_row, session_row
 from adapters.sql.tables import feed_cache, feed_sessions
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from domain.errors import Conflict

@@ -9,12 +9,9 @@ from typing import Self
 from sqlalchemy import Connection, Engine
 
 from adapters.sql.errors import database_errors
-from adapters.sql.repositories import (
-    SqlFeedCacheRepository,
-    SqlFeedSessionRepository,
-    SqlInteractionRepository,
-    SqlOutboxRepository,
-)
+from adapters.sql.feed_records import SqlFeedCacheRepository, SqlFeedSessionRepository
+from adapters.sql.interactions import SqlInteractionRepository
+from adapters.sql.outbox import SqlOutboxRepository
 from ports.repositories import (
     FeedCacheRepository,
     FeedSessionRepository,

@@ -1,4 +1,5 @@
-"""The one place that turns errors into HTTP statuses and the DESIGN.md error body."""
+"""The one place that turns errors into HTTP statuses and the error body
+`{"error": {"code", "message", "fields"?}}`."""
 
 from __future__ import annotations
 

@@ -38,8 +38,8 @@ from adapters.parquet_export import (
 from adapters.sql.bulk import bulk_insert_interactions
 from adapters.sql.engine import make_engine
 from adapters.sql.export_source import ExportRow, SqlExportSource
+from adapters.sql.interactions import interaction_row
 from adapters.sql.migrations import upgrade_database
-from adapters.sql.repositories import interaction_row
 from adapters.sql.tables import user_interactions
 from domain.errors import DependencyUnavailable
 from domain.interactions import InteractionEvent, InteractionType, StoredInteraction

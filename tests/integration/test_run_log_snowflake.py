@@ -79,7 +79,7 @@ def test_a_null_finish_time_reads_back_as_none_despite_the_server_mode_quirk() -
 
         assert log.recent(1)[0].finished_at is None
         assert log.unfinished() == [running]
-    # the quirk (FACTS.md section 2) the adapter works around: NULL comes back as 1970
+    # the quirk of fakesnow's server mode the adapter works around: NULL comes back as 1970
     assert raw[0] is not None and raw[0].year == 1970
     assert raw[1] is True
 
