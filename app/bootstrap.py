@@ -24,23 +24,35 @@ from adapters.sql.engine import make_engine
 from adapters.sql.health import DatabaseHealth
 from adapters.sql.session_recorder import SqlFeedSessionRecorder
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+from adapters.sql.viewer_history import SqlViewerHistory
 from adapters.system_clock import SystemClock
 from adapters.trending_health import TrendingHealth
 from adapters.web.dependencies import WebDependencies
 from app.background import PeriodicTask
 from app.secrets import jwt_secret, public_key
 from app.settings import Settings
+from domain.board_sources import POPULARITY, BoardSource
 from domain.cursor import CursorCodec
 from domain.experiments import parse_experiment
-from domain.feed_service import FeedPolicy, FeedService
+from domain.exploration import ExplorationBoard
+from domain.feed import Algorithm, ItemSource
+from domain.feed_pool import FeedSources, PoolBuilder, PoolPolicy
+from domain.feed_service import FeedService
 from domain.ingestion import InteractionIngestion
 from domain.trending import TrendingBoard
+from domain.viewer_state import ViewerStatePolicy
 from ports.auth import TokenVerifier
 from ports.clock import Clock
 from ports.health import HealthCheck
 from ports.observability import Analytics, Metrics
-from ports.recommender import Recommender
-from ports.repositories import ActivityReader, FeedSessionRecorder, UnitOfWork
+from ports.recommender import ModelCatalogue, RecommendationSource
+from ports.repositories import (
+    ActivityReader,
+    EngagementReader,
+    FeedSessionRecorder,
+    UnitOfWork,
+    ViewerHistory,
+)
 
 
 @dataclass
@@ -51,7 +63,13 @@ class Overrides:
     token_verifier: TokenVerifier | None = None
     unit_of_work: Callable[[], UnitOfWork] | None = None
     activity: ActivityReader | None = None
-    recommender: Recommender | None = None
+    #: the `lightfm` source
+    recommender: RecommendationSource | None = None
+    #: the model's catalogue (exploration); by default the `lightfm` client when it is built
+    catalogue: ModelCatalogue | None = None
+    #: the viewer's recent rows (and the engagement exploration ranks by)
+    viewer_history: ViewerHistory | None = None
+    engagement: EngagementReader | None = None
     analytics: Analytics | None = None
     metrics: Metrics | None = None
     health_checks: Sequence[HealthCheck] | None = None
@@ -100,8 +118,9 @@ def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComp
     checks: list[HealthCheck] = []
     closers: list[Callable[[], object]] = []
     unit_of_work, activity = chosen.unit_of_work, chosen.activity
+    history, engagement = chosen.viewer_history, chosen.engagement
     sessions: FeedSessionRecorder | None = None  # None: through `unit_of_work`
-    if unit_of_work is None or activity is None:
+    if None in (unit_of_work, activity, history, engagement):
         engine = make_engine(settings.resolved_database_url)
         closers.append(engine.dispose)
         checks.append(DatabaseHealth(engine))
@@ -111,9 +130,15 @@ def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComp
             closers.append(recorder.close)
             sessions = recorder
         activity = activity or SqlActivityReader(engine)
+        if history is None or engagement is None:
+            sql_history = SqlViewerHistory(engine)
+            closers.append(sql_history.close)
+            history, engagement = history or sql_history, engagement or sql_history
+    assert unit_of_work is not None and activity is not None
+    assert history is not None and engagement is not None
     metrics = chosen.metrics or metrics_from(settings)
     analytics = chosen.analytics or analytics_from(settings)
-    recommender = chosen.recommender
+    recommender, catalogue = chosen.recommender, chosen.catalogue
     if recommender is None:
         client = GrpcRecommender(
             settings.lightfm_target,
@@ -123,25 +148,46 @@ def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComp
         )
         closers.append(client.close)
         checks.append(ModelServiceHealth(settings.lightfm_target))
-        recommender = client
+        recommender, catalogue = client, catalogue or client
     trending = TrendingBoard(activity, size=settings.trending_size)
+    popularity = TrendingBoard(activity, size=settings.trending_size, formula=POPULARITY)
     checks.append(TrendingHealth(trending))
     # The API answers without Kafka (events wait in the outbox); readiness still shows it.
     checks.append(KafkaHealth(settings.kafka_bootstrap_servers))
+    sources = FeedSources(
+        {
+            Algorithm.LIGHTFM: recommender,
+            Algorithm.TRENDING: BoardSource(Algorithm.TRENDING, trending, ItemSource.TRENDING),
+            Algorithm.POPULARITY: BoardSource(
+                Algorithm.POPULARITY, popularity, ItemSource.POPULARITY
+            ),
+        }
+    )
+    exploration = ExplorationBoard(engagement, catalogue) if catalogue is not None else None
+    pools = PoolBuilder(
+        sources,
+        PoolPolicy(
+            timeout_s=settings.lightfm_deadline_ms / 1000,
+            size=settings.feed_pool_size,
+            exploration_share=settings.feed_exploration,
+            viewer=ViewerStatePolicy(
+                seen_ttl=timedelta(seconds=settings.feed_seen_ttl_s),
+                rotation=timedelta(seconds=settings.feed_rotation_s),
+            ),
+        ),
+        metrics=metrics,
+        clock=clock,
+        history=history,
+        exploration=exploration,
+    )
     feed = FeedService(
         unit_of_work,
         sessions=sessions,
-        recommender=recommender,
-        trending=trending,
+        pools=pools,
         analytics=analytics,
-        metrics=metrics,
         clock=clock,
         cursors=cursor_codec(settings),
-        policy=FeedPolicy(
-            model_timeout_s=settings.lightfm_deadline_ms / 1000,
-            pool_size=settings.feed_pool_size,
-            experiment=parse_experiment(settings.feed_experiment),
-        ),
+        experiment=parse_experiment(settings.feed_experiment),
     )
     for closable in (analytics, metrics):
         close = getattr(closable, "close", None)
@@ -159,7 +205,22 @@ def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComp
         rate_limit_interactions=settings.rate_limit_interactions,
         rate_limit_storage_uri=settings.rate_limit_storage_uri,
     )
-    refresher = PeriodicTask(
-        "trending-refresh", settings.trending_refresh_s, lambda: trending.refresh(clock.now())
-    )
-    return WebComposition(dependencies, [refresher], closers)
+    background = [
+        PeriodicTask(
+            "trending-refresh", settings.trending_refresh_s, lambda: trending.refresh(clock.now())
+        ),
+        PeriodicTask(
+            "popularity-refresh",
+            settings.popularity_refresh_s,
+            lambda: popularity.refresh(clock.now()),
+        ),
+    ]
+    if exploration is not None:
+        background.append(
+            PeriodicTask(
+                "exploration-refresh",
+                settings.trending_refresh_s,
+                lambda: exploration.refresh(clock.now()),
+            )
+        )
+    return WebComposition(dependencies, background, closers)

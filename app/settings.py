@@ -105,6 +105,15 @@ class Settings:
     trending_refresh_s: float = 60.0
     #: TRENDING_SIZE: how many videos the trending feed holds.
     trending_size: int = 1000
+    #: FEED_SEEN_TTL_S: seconds a video the viewer interacted with stays out of their feed
+    #: (a hide: as long as the interaction is stored).
+    feed_seen_ttl_s: int = 2_592_000
+    #: FEED_ROTATION_S: seconds back a new session leaves out videos served to the viewer.
+    feed_rotation_s: int = 21_600
+    #: FEED_EXPLORATION: share of each pool for videos the model does not know yet (0..0.5).
+    feed_exploration: float = 0.1
+    #: POPULARITY_REFRESH_S: seconds between recomputations of the all-time popularity board.
+    popularity_refresh_s: float = 600.0
 
     # --- retrain -------------------------------------------------------------------------
     #: EXPORT_URI: folder, file:// or s3://bucket/prefix of the parquet export of interactions;
@@ -251,6 +260,10 @@ ENV_NAMES: dict[str, str] = {
     "feed_experiment": "FEED_EXPERIMENT",
     "trending_refresh_s": "TRENDING_REFRESH_S",
     "trending_size": "TRENDING_SIZE",
+    "feed_seen_ttl_s": "FEED_SEEN_TTL_S",
+    "feed_rotation_s": "FEED_ROTATION_S",
+    "feed_exploration": "FEED_EXPLORATION",
+    "popularity_refresh_s": "POPULARITY_REFRESH_S",
     "export_uri": "EXPORT_URI",
     "s3_endpoint_url": "S3_ENDPOINT_URL",
     "export_chunk_rows": "EXPORT_CHUNK_ROWS",

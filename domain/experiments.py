@@ -6,9 +6,12 @@ Configuration (FEED_EXPERIMENT) is JSON, for example::
      "variants": [{"id": "control", "weight": 10, "algorithm": "trending"},
                   {"id": "lightfm", "weight": 90}]}
 
-A variant with `"algorithm": "trending"` is a control group: it is served trending and the
-response says `fallbackReason: experiment_control`. Other variants get the model (and the
-usual fallbacks). A viewer's bucket is SHA-256 of "<experiment name>:<userId>", so the same
+A variant's `"algorithm"` names the recommendation source that ranks its viewers' feed (any
+`domain.feed.Algorithm` the composition root configures, e.g. `"popularity"`); without one the
+default source (LightFM) does. A variant whose algorithm is the fallback source (`"trending"`)
+is a control group: it is served trending and the response says `fallbackReason:
+experiment_control`. Other variants get their source and the usual fallbacks. A viewer's
+bucket is SHA-256 of "<experiment name>:<userId>", so the same
 viewer always lands in the same variant while the configuration stays the same.
 """
 
@@ -30,7 +33,7 @@ class ExperimentConfigError(ValueError):
 class Variant:
     id: str
     weight: int
-    forced_algorithm: Algorithm | None = None
+    algorithm: Algorithm | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def parse_experiment(text: str) -> Experiment | None:
             Variant(
                 id=str(item["id"]),
                 weight=int(item["weight"]),
-                forced_algorithm=Algorithm(item["algorithm"]) if item.get("algorithm") else None,
+                algorithm=Algorithm(item["algorithm"]) if item.get("algorithm") else None,
             )
             for item in raw["variants"]
         )

@@ -8,8 +8,31 @@ from enum import StrEnum
 
 
 class Algorithm(StrEnum):
+    """The recommendation sources a feed session can be ranked by: the one list of names the
+    API schema, the request validation, the topic's JSON Schema and the pacts derive from or are
+    checked against (see docs/adding-a-source.md)."""
+
     LIGHTFM = "lightfm"
     TRENDING = "trending"
+    POPULARITY = "popularity"
+
+
+class Personalization(StrEnum):
+    """How a page was personalised: by the model's nightly vector (`model`), by interactions
+    newer than the model folded in at request time (`realtime`), or not at all (`none`)."""
+
+    MODEL = "model"
+    REALTIME = "realtime"
+    NONE = "none"
+
+
+class ItemSource(StrEnum):
+    """Where one item of a page came from."""
+
+    MODEL = "model"
+    TRENDING = "trending"
+    POPULARITY = "popularity"
+    EXPLORATION = "exploration"
 
 
 class FallbackReason(StrEnum):
@@ -25,10 +48,12 @@ class FallbackReason(StrEnum):
 
 @dataclass(frozen=True)
 class ScoredVideo:
-    """One ranked item: a higher `score` ranks earlier; scores compare within one page only."""
+    """One ranked item: a higher `score` ranks earlier; scores compare within one page only.
+    `source` says where it came from (None: not said, as in a ranking before the feed marks it)."""
 
     video_id: str
     score: float
+    source: ItemSource | None = None
 
 
 @dataclass(frozen=True)
@@ -44,14 +69,41 @@ class FeedPage:
     experiment_variant_id: str | None
     items: tuple[ScoredVideo, ...]
     created_at: datetime
+    personalization: Personalization = Personalization.NONE
 
 
 @dataclass(frozen=True)
 class Ranking:
-    """The model's answer: items best first (scores non-increasing) and the model version."""
+    """A source's answer: items best first (scores non-increasing), which source ranked them,
+    the model version that did (None for sources without one) and how it personalised them."""
 
     items: tuple[ScoredVideo, ...]
-    model_version: str
+    model_version: str | None
+    algorithm: Algorithm
+    personalization: Personalization = Personalization.NONE
+
+
+@dataclass(frozen=True)
+class FreshPositive:
+    """A viewer's positive interaction with a video that the model may not have trained on:
+    `weight` is the pair's training weight (see `domain.model`), `occurred_at` the newest event."""
+
+    video_id: str
+    weight: float
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class RankRequest:
+    """What a source is asked: the viewer's best `limit` videos (1..500) except `exclude`, in
+    at most `timeout_s` seconds; `fresh_positives` (newest first) are the viewer's recent
+    positive interactions a source may personalise with."""
+
+    user_id: str
+    limit: int
+    exclude: tuple[str, ...] = ()
+    fresh_positives: tuple[FreshPositive, ...] = ()
+    timeout_s: float = 0.150
 
 
 class RecommendationFailed(Exception):
@@ -89,6 +141,7 @@ class FeedSession:
     experiment_variant_id: str | None
     candidates: tuple[ScoredVideo, ...]
     created_at: datetime
+    personalization: Personalization = Personalization.NONE
 
 
 @dataclass(frozen=True)
@@ -104,3 +157,4 @@ class FeedServed:
     page: int
     item_count: int
     served_at: datetime
+    personalization: Personalization = Personalization.NONE

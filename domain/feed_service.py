@@ -1,15 +1,14 @@
-"""Serving feed pages: which algorithm, the fallback to trending, experiments and pagination.
+"""Serving feed pages: experiments, the session's pool, pagination and cursors.
 
-The first page of a feed session ranks a candidate pool once (the model, or trending when the
-model fails or the viewer's variant is a control) and records the session; later pages are cut
-from that pool, keep the session's algorithm and never repeat a video. No network call runs
-inside a database transaction.
+The first page of a feed session builds a candidate pool once (`domain.feed_pool`: the
+variant's source, the fallback, the viewer's recent state, exploration) and records the
+session; later pages are cut from that pool, keep the session's algorithm and never repeat a
+video. No network call runs inside a database transaction.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,24 +18,15 @@ from typing import TYPE_CHECKING
 from domain.auth import Principal, ensure_may_act_for
 from domain.cursor import CursorCodec
 from domain.errors import Conflict, DependencyUnavailable, InvalidInput
-from domain.experiments import Experiment, Variant
-from domain.feed import (
-    Algorithm,
-    FallbackReason,
-    FeedPage,
-    FeedServed,
-    FeedSession,
-    RecommendationFailed,
-    ScoredVideo,
-)
+from domain.experiments import Experiment
+from domain.feed import FeedPage, FeedServed, FeedSession
+from domain.feed_pool import PoolBuilder
 from domain.feed_recording import UnitOfWorkSessionRecorder
 from domain.interactions import id_problem
-from domain.trending import TrendingBoard
 
 if TYPE_CHECKING:
     from ports.clock import Clock
-    from ports.observability import Analytics, Metrics
-    from ports.recommender import Recommender
+    from ports.observability import Analytics
     from ports.repositories import FeedSessionRecorder, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -64,41 +54,35 @@ class ServedPage:
     first_rank: int = 1
 
 
-@dataclass(frozen=True)
-class FeedPolicy:
-    """`model_timeout_s`: the budget for the whole model call, retries included (seconds).
-    `pool_size`: how many candidates the first page ranks for the whole session."""
-
-    model_timeout_s: float = 0.150
-    pool_size: int = 500
-    experiment: Experiment | None = None
-
-
 class FeedService:
     def __init__(
         self,
         unit_of_work: Callable[[], UnitOfWork],
         *,
-        recommender: Recommender,
-        trending: TrendingBoard,
+        pools: PoolBuilder,
         analytics: Analytics,
-        metrics: Metrics,
         clock: Clock,
         cursors: CursorCodec,
-        policy: FeedPolicy,
+        experiment: Experiment | None = None,
         new_session_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         sessions: FeedSessionRecorder | None = None,
     ) -> None:
-        """`sessions` records a first page with its session; by default one `unit_of_work`."""
+        """`sessions` records a first page with its session; by default one `unit_of_work`.
+        Raises ValueError when a variant of `experiment` names a source `pools` lacks."""
+        if experiment is not None:
+            for variant in experiment.variants:
+                if variant.algorithm and variant.algorithm not in pools.sources.by_name:
+                    raise ValueError(
+                        f"variant {variant.id!r} names {variant.algorithm.value!r},"
+                        " which no configured source serves"
+                    )
         self._unit_of_work = unit_of_work
         self._sessions = sessions or UnitOfWorkSessionRecorder(unit_of_work)
-        self._recommender = recommender
-        self._trending = trending
+        self._pools = pools
         self._analytics = analytics
-        self._metrics = metrics
         self._clock = clock
         self._cursors = cursors
-        self._policy = policy
+        self._experiment = experiment
         self._new_session_id = new_session_id
 
     def page(self, principal: Principal, request: FeedRequest) -> ServedPage:
@@ -121,20 +105,19 @@ class FeedService:
             replay = self._replay_first_page(request.feed_session_id, request.user_id)
             if replay is not None:
                 return replay
-        variant = (
-            self._policy.experiment.assign(request.user_id) if self._policy.experiment else None
-        )
-        algorithm, reason, version, pool = self._rank_pool(request.user_id, variant)
+        variant = self._experiment.assign(request.user_id) if self._experiment else None
+        pool = self._pools.build(request.user_id, variant)
         now = self._clock.now()
         session = FeedSession(
             feed_session_id=session_id,
             user_id=request.user_id,
-            algorithm=algorithm,
-            fallback_reason=reason,
-            model_version=version,
+            algorithm=pool.algorithm,
+            fallback_reason=pool.fallback_reason,
+            model_version=pool.model_version,
             experiment_variant_id=variant.id if variant else None,
-            candidates=pool,
+            candidates=pool.candidates,
             created_at=now,
+            personalization=pool.personalization,
         )
         page = _cut_page(session, 1, request.limit, already_served=set(), now=now)
         try:
@@ -150,35 +133,6 @@ class FeedService:
                 raise
             return replay
         return ServedPage(page, self._cursor_after(session, page))
-
-    def _rank_pool(
-        self, user_id: str, variant: Variant | None
-    ) -> tuple[Algorithm, FallbackReason | None, str | None, tuple[ScoredVideo, ...]]:
-        if variant is not None and variant.forced_algorithm is Algorithm.TRENDING:
-            reason: FallbackReason = FallbackReason.EXPERIMENT_CONTROL
-        else:
-            started = time.perf_counter()
-            try:
-                ranking = self._recommender.rank(
-                    user_id, self._policy.pool_size, (), self._policy.model_timeout_s
-                )
-            except RecommendationFailed as failure:
-                reason = failure.reason
-            else:
-                if ranking.items:
-                    return Algorithm.LIGHTFM, None, ranking.model_version, ranking.items
-                # The model knows the viewer but has nothing unseen left: trending it is.
-                reason = FallbackReason.COLD_START
-            finally:
-                elapsed_ms = (time.perf_counter() - started) * 1000
-                self._metrics.timing("feed.model.call_ms", elapsed_ms)
-        self._metrics.fallback(reason, variant.id if variant else None)
-        pool = self._trending.top(self._policy.pool_size)
-        if not pool and self._trending.current().computed_at is None:
-            raise DependencyUnavailable(
-                "trending", f"the model failed ({reason.value}) and no trending feed is loaded yet"
-            )
-        return Algorithm.TRENDING, reason, None, pool
 
     def _replay_first_page(self, session_id: str, user_id: str) -> ServedPage | None:
         """The recorded first page of a session the viewer restarts with the same id."""
@@ -254,6 +208,7 @@ class FeedService:
                 page=page.page_number,
                 item_count=len(page.items),
                 served_at=page.created_at,
+                personalization=page.personalization,
             )
         )
 
@@ -288,4 +243,5 @@ def _cut_page(
         experiment_variant_id=session.experiment_variant_id,
         items=items,
         created_at=now,
+        personalization=session.personalization,
     )

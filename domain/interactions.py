@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from domain.feed import Algorithm
+
 #: Identifiers (user, video, event, feed session, variant) are 1..128 printable characters.
 MAX_ID_LENGTH = 128
 #: Watch time is integer milliseconds; a day is the most one event can report.
@@ -19,6 +21,9 @@ MAX_EVENT_AGE = timedelta(days=30)
 MAX_BATCH_SIZE = 500
 #: Unicode categories Cc (C0 and C1 controls) and Cs (surrogates): never part of an id.
 _CONTROL_OR_SURROGATE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+#: The names an event may carry in `algorithm`: the recommendation sources, from one enum.
+ALGORITHM_NAMES: tuple[str, ...] = tuple(algorithm.value for algorithm in Algorithm)
 
 
 class InteractionType(StrEnum):
@@ -90,8 +95,8 @@ def event_problems(event: InteractionEvent, now: datetime) -> dict[str, str]:
         problems["timestamp"] = "must not be in the future"
     elif event.occurred_at < now - MAX_EVENT_AGE:
         problems["timestamp"] = f"must not be older than {MAX_EVENT_AGE.days} days"
-    if event.algorithm is not None and event.algorithm not in ("lightfm", "trending"):
-        problems["algorithm"] = "must be 'lightfm' or 'trending'"
+    if event.algorithm is not None and event.algorithm not in ALGORITHM_NAMES:
+        problems["algorithm"] = "must be one of " + ", ".join(repr(a) for a in ALGORITHM_NAMES)
     return problems
 
 

@@ -89,8 +89,10 @@ class TrendingSnapshot:
 EMPTY = TrendingSnapshot((), None)
 
 
-def compute_trending(reader: ActivityReader, now: datetime, size: int) -> TrendingSnapshot:
-    best = reader.top_videos(FORMULA, now, size)
+def compute_trending(
+    reader: ActivityReader, now: datetime, size: int, formula: TrendingFormula = FORMULA
+) -> TrendingSnapshot:
+    best = reader.top_videos(formula, now, size)
     return TrendingSnapshot(tuple(ScoredVideo(v, round(s, 6)) for v, s in best), now)
 
 
@@ -116,11 +118,15 @@ def top_videos_from_activity(
 
 
 class TrendingBoard:
-    """The current snapshot, swapped atomically by `refresh`; readers never wait for it."""
+    """The current snapshot, swapped atomically by `refresh`; readers never wait for it.
+    `formula` is trending's by default; another formula makes another board (popularity)."""
 
-    def __init__(self, reader: ActivityReader, size: int = 1000) -> None:
+    def __init__(
+        self, reader: ActivityReader, size: int = 1000, formula: TrendingFormula = FORMULA
+    ) -> None:
         self._reader = reader
         self._size = size
+        self._formula = formula
         self._snapshot = EMPTY
         self._refreshing = threading.Lock()
 
@@ -131,7 +137,7 @@ class TrendingBoard:
         """Recompute from the database (raises DependencyUnavailable when it is down, leaving
         the previous snapshot in place)."""
         with self._refreshing:
-            self._snapshot = compute_trending(self._reader, now, self._size)
+            self._snapshot = compute_trending(self._reader, now, self._size, self._formula)
         return self._snapshot
 
     def top(self, limit: int, exclude: Sequence[str] = ()) -> tuple[ScoredVideo, ...]:

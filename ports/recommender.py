@@ -1,20 +1,41 @@
+"""The recommendation sources the feed ranks with, and the model's catalogue."""
+
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Sequence
 from typing import Protocol
 
-from domain.feed import Ranking
+from domain.exploration import KnownVideos
+from domain.feed import Algorithm, Ranking, RankRequest
 
 
-class Recommender(Protocol):
-    def rank(self, user_id: str, limit: int, exclude: Collection[str], timeout_s: float) -> Ranking:
-        """The user's best `limit` videos (1..500), never any in `exclude` nor any the model
-        knows the user has seen, best first.
+class RecommendationSource(Protocol):
+    """One way to rank a viewer's feed, named by `name` (what the response, `feed_cache`, the
+    Segment event and the topic call it). The composition root decides which sources exist and
+    which serves which experiment variant."""
 
-        `timeout_s` bounds the whole call, retries included (seconds). Raises
+    @property
+    def name(self) -> Algorithm: ...
+
+    def rank(self, request: RankRequest) -> Ranking:
+        """The viewer's best `request.limit` videos, never any in `request.exclude` nor any the
+        source knows the viewer has seen, best first; `Ranking.algorithm` is `name`.
+
+        `request.timeout_s` bounds the whole call, retries included (seconds). Raises
         `domain.feed.RecommendationFailed` with the reason the feed reports: DEADLINE (no answer
-        in time), UNAVAILABLE (model service down or not serving), CIRCUIT_OPEN (rejected at once
-        by the circuit breaker), COLD_START (the model does not know the user), ERROR (anything
-        else). Never raises a transport exception.
+        in time), UNAVAILABLE (down, not serving, or nothing loaded yet), CIRCUIT_OPEN (rejected
+        at once by a circuit breaker), COLD_START (the source cannot personalise for this
+        viewer), ERROR (anything else). Never raises a transport exception.
         """
+        ...
+
+
+#: The name the LightFM model source had before sources were data; kept for its callers.
+Recommender = RecommendationSource
+
+
+class ModelCatalogue(Protocol):
+    def known_videos(self, video_ids: Sequence[str]) -> KnownVideos:
+        """Which of `video_ids` (at most 10,000) the serving model can rank. Raises
+        `domain.errors.DependencyUnavailable` when the model service cannot answer."""
         ...

@@ -12,6 +12,7 @@ from domain.feed import FeedPage, FeedSession, VideoActivity
 from domain.interactions import StoredInteraction
 from domain.outbox import OutboxMessage, PendingMessage
 from domain.trending import TrendingFormula
+from domain.viewer_state import RecentInteraction, ServedVideo
 
 
 class InteractionRepository(Protocol):
@@ -136,6 +137,33 @@ class ActivityReader(Protocol):
         interactions in its buckets before `now`, best first, ties by video id. Equal to
         `domain.trending.top_videos_from_activity` over `activity_between` up to float
         rounding."""
+        ...
+
+
+class ViewerHistory(Protocol):
+    """A viewer's recent rows, read in one round trip on the feed's hot path."""
+
+    def recent(
+        self,
+        user_id: str,
+        interactions_since: datetime,
+        served_since: datetime,
+        limit: int,
+    ) -> tuple[list[RecentInteraction], list[ServedVideo]]:
+        """The viewer's interactions with `occurred_at >= interactions_since` plus every `hide`
+        of any age, and the videos of their pages served at or after `served_since`; each list
+        newest first and at most `limit` long (the interactions) or from at most `limit` pages
+        (the served videos)."""
+        ...
+
+
+class EngagementReader(Protocol):
+    def engaged_viewers(
+        self, start: datetime, end: datetime, size: int
+    ) -> list[tuple[str, int]]:
+        """Up to `size` (video id, distinct viewers) over the positive interactions (like,
+        comment, share, complete, and views of at least `domain.model.VIEW_MIN_WATCH_MS`) with
+        `start <= occurred_at < end`, most viewers first, ties by video id."""
         ...
 
 

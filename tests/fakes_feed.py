@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from domain.feed import (
+    Algorithm,
     FallbackReason,
     FeedServed,
+    ItemSource,
+    Personalization,
     Ranking,
+    RankRequest,
     RecommendationFailed,
     ScoredVideo,
     VideoActivity,
@@ -19,21 +23,34 @@ from domain.trending import TrendingFormula, top_videos_from_activity
 
 @dataclass
 class FakeRecommender:
-    """Implements `ports.recommender.Recommender`: ranks `catalogue` (best first) minus
-    exclusions, or fails with `failure` when set. Records every call."""
+    """Implements `ports.recommender.RecommendationSource` (named `lightfm`): ranks `catalogue`
+    (best first) minus exclusions, or fails with `failure` when set; a request with fresh
+    positives answers `realtime`. Records every call and request."""
 
     catalogue: list[str] = field(default_factory=lambda: [f"v{i:03d}" for i in range(300)])
     model_version: str = "m-test"
     failure: FallbackReason | None = None
     calls: list[tuple[str, int, float]] = field(default_factory=list)
+    requests: list[RankRequest] = field(default_factory=list)
 
-    def rank(self, user_id: str, limit: int, exclude: Collection[str], timeout_s: float) -> Ranking:
-        self.calls.append((user_id, limit, timeout_s))
+    @property
+    def name(self) -> Algorithm:
+        return Algorithm.LIGHTFM
+
+    def rank(self, request: RankRequest) -> Ranking:
+        self.calls.append((request.user_id, request.limit, request.timeout_s))
+        self.requests.append(request)
         if self.failure is not None:
             raise RecommendationFailed(self.failure, "injected by the test")
-        chosen = [v for v in self.catalogue if v not in set(exclude)][:limit]
-        items = tuple(ScoredVideo(v, 10.0 - i * 0.01) for i, v in enumerate(chosen))
-        return Ranking(items, self.model_version)
+        excluded = set(request.exclude)
+        chosen = [v for v in self.catalogue if v not in excluded][: request.limit]
+        items = tuple(
+            ScoredVideo(v, 10.0 - i * 0.01, ItemSource.MODEL) for i, v in enumerate(chosen)
+        )
+        personalization = (
+            Personalization.REALTIME if request.fresh_positives else Personalization.MODEL
+        )
+        return Ranking(items, self.model_version, Algorithm.LIGHTFM, personalization)
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Implements `ports.recommender.Recommender` and a `ports.health.HealthCheck` over gRPC
+"""Implements `ports.recommender.RecommendationSource` (the `lightfm` source),
+`ports.recommender.ModelCatalogue` and a `ports.health.HealthCheck` over gRPC
 `lightfm.v2025_9`, for the web service.
 
 Retries are gRPC's own (the service config below): at most 3 attempts, only of UNAVAILABLE,
@@ -13,21 +14,32 @@ before a client here is built (gRPC objects made before `init_gevent()` stay blo
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
-import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
-from contextlib import suppress
+from datetime import UTC
 from itertools import pairwise
 from typing import Any
 
 import grpc
-from circuitbreaker import STATE_CLOSED, STATE_HALF_OPEN, CircuitBreaker
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from domain.feed import FallbackReason, Ranking, RecommendationFailed, ScoredVideo
+from adapters.lightfm.breaker import Admission, Breaker
+from domain.errors import DependencyUnavailable
+from domain.exploration import KnownVideos
+from domain.feed import (
+    Algorithm,
+    FallbackReason,
+    FreshPositive,
+    ItemSource,
+    Personalization,
+    Ranking,
+    RankRequest,
+    RecommendationFailed,
+    ScoredVideo,
+)
 from ports.health import ComponentHealth
 from ports.observability import Metrics
 from proto.lightfm.v2025_9 import recommender_pb2 as pb
@@ -37,6 +49,14 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["Recommender"].full_name
 HEALTH_TIMEOUT_S = 0.3
+#: KnownVideos runs in the background (exploration refresh), never on a request's path.
+CATALOGUE_TIMEOUT_S = 2.0
+#: At most this many recent positives travel with a Recommend call (the server's limit).
+MAX_RECENT_POSITIVES = 500
+_PERSONALIZATION = {
+    pb.PERSONALIZATION_REALTIME: Personalization.REALTIME,
+    pb.PERSONALIZATION_MODEL: Personalization.MODEL,
+}
 
 # Only UNAVAILABLE is retried: the server's contract names it the one retryable status, and it
 # is what gRPC reports for a refused or dropped connection. DEADLINE_EXCEEDED is not (the
@@ -86,7 +106,8 @@ _COUNTED = frozenset({FallbackReason.DEADLINE, FallbackReason.UNAVAILABLE, Fallb
 
 
 class GrpcRecommender:
-    """Implements `ports.recommender.Recommender` over one long-lived gRPC channel.
+    """Implements `ports.recommender.RecommendationSource` (named `lightfm`) and
+    `ports.recommender.ModelCatalogue` over one long-lived gRPC channel.
 
     The channel connects lazily, on the first call. `metrics`, when given, receives
     `feed.model.latency_ms` (tagged `outcome`: "ok" or the fallback reason) for every call,
@@ -106,18 +127,22 @@ class GrpcRecommender:
         options = {**DEFAULT_CHANNEL_OPTIONS, **(channel_options or {})}
         self._channel = grpc.insecure_channel(target, options=list(options.items()))
         self._stub = pb_grpc.RecommenderStub(self._channel)
-        self._breaker = _Breaker(breaker_failures, breaker_cooldown_s)
+        self._breaker = Breaker(breaker_failures, breaker_cooldown_s)
         self._metrics = metrics
         self._target = target
 
-    def rank(self, user_id: str, limit: int, exclude: Collection[str], timeout_s: float) -> Ranking:
+    @property
+    def name(self) -> Algorithm:
+        return Algorithm.LIGHTFM
+
+    def rank(self, request: RankRequest) -> Ranking:
         started = time.perf_counter()
         admission = self._breaker.admit()
-        if admission is _Admission.REJECT:
+        if admission is Admission.REJECT:
             self._report(FallbackReason.CIRCUIT_OPEN, started)
             raise RecommendationFailed(FallbackReason.CIRCUIT_OPEN, f"breaker open: {self._target}")
         try:
-            ranking = self._call(user_id, limit, exclude, timeout_s)
+            ranking = self._call(request)
         except RecommendationFailed as failure:
             self._breaker.settle(admission, failure.reason in _COUNTED)
             self._report(failure.reason, started)
@@ -134,24 +159,47 @@ class GrpcRecommender:
         """Close the channel; a later `rank` fails with ERROR."""
         self._channel.close()
 
-    def _call(
-        self, user_id: str, limit: int, exclude: Collection[str], timeout_s: float
-    ) -> Ranking:
+    def known_videos(self, video_ids: Sequence[str]) -> KnownVideos:
         try:
-            request = pb.RecommendRequest(
-                user_id=user_id, limit=limit, exclude_video_ids=list(exclude)
+            response = self._stub.KnownVideos(
+                pb.KnownVideosRequest(video_ids=list(video_ids)), timeout=CATALOGUE_TIMEOUT_S
             )
-            response = self._stub.Recommend(request, timeout=timeout_s)
+        except grpc.RpcError as err:
+            raise DependencyUnavailable("model", f"KnownVideos: {err.code().name}") from err
+        except (ValueError, TypeError) as err:  # a closed channel
+            raise DependencyUnavailable("model", f"KnownVideos: {err}") from err
+        return KnownVideos(frozenset(response.known_video_ids), response.model_version)
+
+    def _call(self, request: RankRequest) -> Ranking:
+        limit, exclude = request.limit, request.exclude
+        try:
+            message = pb.RecommendRequest(
+                user_id=request.user_id,
+                limit=limit,
+                exclude_video_ids=list(exclude),
+                recent_positives=[
+                    _recent_positive(positive)
+                    for positive in request.fresh_positives[:MAX_RECENT_POSITIVES]
+                ],
+            )
+            response = self._stub.Recommend(message, timeout=request.timeout_s)
         except grpc.RpcError as err:
             code: grpc.StatusCode = err.code()
             reason = _REASONS.get(code, FallbackReason.ERROR)
             raise RecommendationFailed(reason, f"{code.name}: {err.details()}") from err
         except (ValueError, TypeError) as err:  # an unencodable request, or a closed channel
             raise RecommendationFailed(FallbackReason.ERROR, str(err)) from err
-        items = tuple(ScoredVideo(item.video_id, item.score) for item in response.items)
+        items = tuple(
+            ScoredVideo(item.video_id, item.score, ItemSource.MODEL) for item in response.items
+        )
         if problem := _ranking_problem(items, limit, exclude):
             raise RecommendationFailed(FallbackReason.ERROR, f"model broke its contract: {problem}")
-        return Ranking(items=items, model_version=response.model_version)
+        return Ranking(
+            items=items,
+            model_version=response.model_version,
+            algorithm=Algorithm.LIGHTFM,
+            personalization=_PERSONALIZATION.get(response.personalization, Personalization.MODEL),
+        )
 
     def _report(self, outcome: FallbackReason | None, started: float) -> None:
         if self._metrics is None:
@@ -160,6 +208,14 @@ class GrpcRecommender:
         tags = {"outcome": outcome.value if outcome else "ok"}
         self._metrics.timing("feed.model.latency_ms", elapsed_ms, tags)
         self._metrics.gauge("feed.model.circuit_open", 0 if self._breaker.closed else 1)
+
+
+def _recent_positive(positive: FreshPositive) -> Any:
+    occurred_at = Timestamp()
+    occurred_at.FromDatetime(positive.occurred_at.astimezone(UTC))
+    return pb.RecentPositive(
+        video_id=positive.video_id, weight=positive.weight, occurred_at=occurred_at
+    )
 
 
 def _ranking_problem(
@@ -173,81 +229,6 @@ def _ranking_problem(
     if leaked := [item.video_id for item in items if item.video_id in excluded]:
         return f"excluded videos returned: {leaked[:5]}"
     return None
-
-
-class _Admission(enum.Enum):
-    REJECT = "reject"
-    CALL = "call"
-    PROBE = "probe"
-
-
-class _CountedFailure(Exception):
-    """What the `circuitbreaker` package is told a counted failure is."""
-
-
-class _Breaker:
-    """The `circuitbreaker` package's counting, opening and cool-down, plus what it lacks.
-
-    The package (2.1) counts failures since the last success (a success, or an exception its
-    predicate rejects, resets the count), opens at the threshold, and once `recovery_timeout`
-    has passed reports "half_open"; a failure then re-opens it at once (the count is still at
-    the threshold) and a success closes it. But it takes no lock: its counter and state are bare
-    attributes. Under gevent that is safe (no greenlet switch inside those updates) but with
-    threads `+=` can lose a count. Its half-open state lets every caller through until one
-    reports back, and only its decorator rejects (`with breaker:` never does), while decorating
-    keeps the breaker in a process-wide registry. So this class asks the package for the state
-    under a lock, lets a single probe through when half-open, and reports outcomes under the
-    same lock; the lock is never held across the network call.
-    """
-
-    def __init__(self, failures: int, cooldown_s: float) -> None:
-        # The package replaces a falsy threshold or timeout with its own defaults (5, 30 s).
-        if failures < 1 or cooldown_s <= 0:
-            raise ValueError("breaker_failures must be >= 1 and breaker_cooldown_s > 0")
-        self._package = CircuitBreaker(
-            failure_threshold=failures,
-            recovery_timeout=cooldown_s,
-            expected_exception=_CountedFailure,
-            name="lightfm",
-        )
-        self._lock = threading.Lock()
-        self._probing = False
-
-    @property
-    def closed(self) -> bool:
-        with self._lock:
-            return bool(self._package.state == STATE_CLOSED)
-
-    def admit(self) -> _Admission:
-        with self._lock:
-            state = self._package.state
-            if state == STATE_CLOSED:
-                return _Admission.CALL
-            if state == STATE_HALF_OPEN and not self._probing:
-                self._probing = True
-                return _Admission.PROBE
-            return _Admission.REJECT
-
-    def settle(self, admission: _Admission, failed: bool) -> None:
-        """Report how an admitted call went: `failed` for a counted failure."""
-        with self._lock:
-            was_closed = self._package.state == STATE_CLOSED
-            if admission is _Admission.PROBE:
-                self._probing = False
-            with suppress(_CountedFailure), self._package:
-                if failed:
-                    raise _CountedFailure
-            now_closed = self._package.state == STATE_CLOSED
-        if was_closed and not now_closed:
-            log.warning("model circuit breaker opened")
-        elif now_closed and not was_closed:
-            log.info("model circuit breaker closed")
-
-    def release(self, admission: _Admission) -> None:
-        """An admitted call ended without a verdict: only free the probe slot."""
-        if admission is _Admission.PROBE:
-            with self._lock:
-                self._probing = False
 
 
 class ModelServiceHealth:

@@ -17,7 +17,15 @@ from sqlalchemy.engine import RowMapping
 from adapters.sql.errors import database_errors
 from adapters.sql.statements import insert_one_or_conflict
 from adapters.sql.tables import feed_cache, feed_sessions
-from domain.feed import Algorithm, FallbackReason, FeedPage, FeedSession, ScoredVideo
+from domain.feed import (
+    Algorithm,
+    FallbackReason,
+    FeedPage,
+    FeedSession,
+    ItemSource,
+    Personalization,
+    ScoredVideo,
+)
 
 SESSION_TAKEN = "this feed session id is taken"
 
@@ -86,6 +94,7 @@ class SqlFeedSessionRepository:
             experiment_variant_id=row["experiment_variant_id"],
             candidates=_scored_from_json(row["candidates"]),
             created_at=row["created_at"],
+            personalization=Personalization(row["personalization"]),
         )
 
 
@@ -99,6 +108,7 @@ def session_row(session: FeedSession) -> dict[str, Any]:
         "experiment_variant_id": session.experiment_variant_id,
         "candidates": _scored_json(session.candidates),
         "created_at": session.created_at,
+        "personalization": session.personalization.value,
     }
 
 
@@ -113,6 +123,7 @@ def page_row(page: FeedPage) -> dict[str, Any]:
         "experiment_variant_id": page.experiment_variant_id,
         "items": _scored_json(page.items),
         "created_at": page.created_at,
+        "personalization": page.personalization.value,
     }
 
 
@@ -127,6 +138,7 @@ def _page_from_row(row: RowMapping) -> FeedPage:
         experiment_variant_id=row["experiment_variant_id"],
         items=_scored_from_json(row["items"]),
         created_at=row["created_at"],
+        personalization=Personalization(row["personalization"]),
     )
 
 
@@ -135,9 +147,22 @@ def _reason(value: str | None) -> FallbackReason | None:
 
 
 def _scored_json(items: Sequence[ScoredVideo]) -> list[dict[str, Any]]:
-    """The JSON of ranked items, in their order: `[{"videoId": ..., "score": ...}, ...]`."""
-    return [{"videoId": item.video_id, "score": item.score} for item in items]
+    """The JSON of ranked items, in their order: `[{"videoId", "score", "source"?}, ...]`
+    (`source` only when the item says where it came from)."""
+    return [
+        {"videoId": item.video_id, "score": item.score}
+        if item.source is None
+        else {"videoId": item.video_id, "score": item.score, "source": item.source.value}
+        for item in items
+    ]
 
 
 def _scored_from_json(items: Sequence[Mapping[str, Any]]) -> tuple[ScoredVideo, ...]:
-    return tuple(ScoredVideo(item["videoId"], float(item["score"])) for item in items)
+    return tuple(
+        ScoredVideo(
+            item["videoId"],
+            float(item["score"]),
+            ItemSource(item["source"]) if item.get("source") else None,
+        )
+        for item in items
+    )

@@ -57,9 +57,11 @@ user_interactions = Table(
     Column("experiment_variant_id", String(ID_LENGTH), nullable=True),
     Column("recommendation_score", Double, nullable=True),
     UniqueConstraint("event_id"),
-    # trending: recent interactions. No other index: each one costs every accepted event a
-    # B-tree insert (migration 0005 dropped two that no query used).
+    # trending: recent interactions. The viewer's state on every new feed session (what they
+    # saw, what they liked lately) reads by (user_id, occurred_at); no other index: each one
+    # costs every accepted event a B-tree insert (migration 0005 dropped two no query used).
     Index(None, "occurred_at"),
+    Index(None, "user_id", "occurred_at"),
     sqlite_autoincrement=True,
 )
 
@@ -77,7 +79,11 @@ feed_cache = Table(
     # [{"videoId": ..., "score": ...}, ...] in rank order
     Column("items", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # "model", "realtime" or "none" (domain.feed.Personalization)
+    Column("personalization", String(16), nullable=False, server_default=text("'none'")),
     UniqueConstraint("feed_session_id", "page_number"),
+    # rotation: the videos served to a viewer lately
+    Index(None, "user_id", "created_at"),
 )
 
 outbox = Table(
@@ -113,6 +119,7 @@ feed_sessions = Table(
     # [{"videoId": ..., "score": ...}, ...] best first: the pool the session's pages are cut from
     Column("candidates", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("personalization", String(16), nullable=False, server_default=text("'none'")),
     # sessions are only ever looked up by id; this is for deleting expired ones by age
     Index(None, "created_at"),
 )

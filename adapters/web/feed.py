@@ -13,7 +13,15 @@ from adapters.web.json_body import field_errors
 from adapters.web.openapi import Operation
 from adapters.web.schemas import FeedItem, FeedOut, FeedQuery
 from domain.errors import InvalidInput
+from domain.feed import Algorithm, ItemSource
 from domain.feed_service import FeedRequest
+
+#: Pages recorded before items said where they came from: each came from the session's source.
+_DEFAULT_SOURCE = {
+    Algorithm.LIGHTFM: ItemSource.MODEL,
+    Algorithm.TRENDING: ItemSource.TRENDING,
+    Algorithm.POPULARITY: ItemSource.POPULARITY,
+}
 
 blueprint = Blueprint("feed", __name__)
 
@@ -37,7 +45,7 @@ OPERATIONS = (
     Operation(
         "GET",
         "/feed/recommendations",
-        "A page of the viewer's personalised feed (LightFM, or trending as the fallback)",
+        "A page of the viewer's personalised feed (its source, or trending as the fallback)",
         {200: FeedOut},
         errors=(400, 403, 409, 503),
         parameters=_query_parameters(),
@@ -68,12 +76,18 @@ def get_recommendations() -> Response:
     body = FeedOut(
         userId=page.user_id,
         feedSessionId=page.feed_session_id,
-        algorithm=page.algorithm.value,
-        fallbackReason=page.fallback_reason.value if page.fallback_reason else None,
+        algorithm=page.algorithm,
+        fallbackReason=page.fallback_reason,
+        personalization=page.personalization,
         experimentVariantId=page.experiment_variant_id,
         modelVersion=page.model_version,
         items=[
-            FeedItem(videoId=item.video_id, score=item.score, rank=served.first_rank + index)
+            FeedItem(
+                videoId=item.video_id,
+                score=item.score,
+                rank=served.first_rank + index,
+                source=item.source or _DEFAULT_SOURCE[page.algorithm],
+            )
             for index, item in enumerate(page.items)
         ],
         nextCursor=served.next_cursor,

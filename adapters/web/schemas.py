@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from domain.feed import Algorithm, FallbackReason, ItemSource, Personalization
 from domain.feed_service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from domain.interactions import MAX_BATCH_SIZE, MAX_ID_LENGTH, MAX_WATCH_TIME_MS, InteractionType
 
@@ -39,7 +40,9 @@ class InteractionIn(ApiModel):
     )
     timestamp: AwareDatetime = Field(description="When it happened: RFC 3339 with a UTC offset.")
     feedSessionId: Identifier | None = None  # noqa: N815
-    algorithm: Literal["lightfm", "trending"] | None = None
+    algorithm: Algorithm | None = Field(
+        default=None, description="The source that ranked the session the video was served in."
+    )
     experimentVariantId: Identifier | None = None  # noqa: N815
 
 
@@ -99,17 +102,22 @@ class FeedItem(ApiModel):
     videoId: str  # noqa: N815
     score: float
     rank: int = Field(description="1-based position in the whole session.")
+    source: ItemSource = Field(
+        description="Where the item came from: the model, trending, popularity, or exploration"
+        " (a video the model does not know yet)."
+    )
 
 
 class FeedOut(ApiModel):
     userId: str  # noqa: N815
     feedSessionId: str  # noqa: N815
-    algorithm: Literal["lightfm", "trending"]
-    fallbackReason: (  # noqa: N815
-        Literal[
-            "deadline", "unavailable", "error", "circuit_open", "cold_start", "experiment_control"
-        ]
-        | None
+    algorithm: Algorithm = Field(description="The source that ranked this session.")
+    fallbackReason: FallbackReason | None = Field(  # noqa: N815
+        description="Why the session is served by trending instead of its source; null if not."
+    )
+    personalization: Personalization = Field(
+        description="How the session was personalised: the model's nightly vector (`model`),"
+        " interactions newer than the model folded in (`realtime`), or not at all (`none`)."
     )
     experimentVariantId: str | None  # noqa: N815
     modelVersion: str | None  # noqa: N815

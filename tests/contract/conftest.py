@@ -15,9 +15,11 @@ from adapters.sql.leases import SqlLeases
 from adapters.sql.migrations import upgrade_database
 from adapters.sql.session_recorder import SqlFeedSessionRecorder
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+from adapters.sql.viewer_history import SqlViewerHistory
 from domain.feed_recording import UnitOfWorkSessionRecorder
 from ports.repositories import ActivityReader, FeedSessionRecorder, Leases, UnitOfWork
 from tests.fakes import InMemoryActivityReader, InMemoryLeases, InMemoryUnitOfWorkFactory
+from tests.fakes_viewer import InMemoryViewerHistory
 
 NewUnitOfWork = Callable[[], UnitOfWork]
 
@@ -30,6 +32,8 @@ class Storage:
     activity: ActivityReader
     leases: Leases
     sessions: FeedSessionRecorder
+    #: `ports.repositories.ViewerHistory` and `EngagementReader`
+    history: SqlViewerHistory | InMemoryViewerHistory
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
@@ -37,7 +41,10 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
     if request.param == "memory":
         factory = InMemoryUnitOfWorkFactory()
         sessions = UnitOfWorkSessionRecorder(factory)
-        yield Storage(factory, InMemoryActivityReader(factory), InMemoryLeases(), sessions)
+        history = InMemoryViewerHistory(factory)
+        yield Storage(
+            factory, InMemoryActivityReader(factory), InMemoryLeases(), sessions, history
+        )
         return
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'feedrec.db'}"
@@ -46,9 +53,15 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
     upgrade_database(url)
     engine = make_engine(url)
     recorder = SqlFeedSessionRecorder(engine)
+    sql_history = SqlViewerHistory(engine)
     yield Storage(
-        SqlUnitOfWorkFactory(engine), SqlActivityReader(engine), SqlLeases(engine), recorder
+        SqlUnitOfWorkFactory(engine),
+        SqlActivityReader(engine),
+        SqlLeases(engine),
+        recorder,
+        sql_history,
     )
+    sql_history.close()
     recorder.close()
     engine.dispose()
 

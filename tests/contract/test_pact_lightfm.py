@@ -33,7 +33,7 @@ from pact.types import Message
 
 from adapters.lightfm.admin_client import GrpcModelServiceAdmin
 from adapters.lightfm.client import GrpcRecommender
-from domain.feed import FallbackReason, RecommendationFailed
+from domain.feed import FallbackReason, RankRequest, RecommendationFailed
 from proto.lightfm.v2025_9 import recommender_pb2 as pb
 from tests.contract.pact_support import (
     PACTS_DIR,
@@ -203,11 +203,18 @@ def _exercise(interaction: dict[str, Any], target: str) -> None:
         try:
             if "grpc-status" in response:
                 with pytest.raises(RecommendationFailed) as failed:
-                    recommender.rank(request["userId"], request["limit"], [], 2.0)
+                    recommender.rank(
+                        RankRequest(request["userId"], request["limit"], timeout_s=2.0)
+                    )
                 assert failed.value.reason is FallbackReason.COLD_START
                 return
             ranking = recommender.rank(
-                request["userId"], request["limit"], request.get("excludeVideoIds", []), 2.0
+                RankRequest(
+                    request["userId"],
+                    request["limit"],
+                    tuple(request.get("excludeVideoIds", [])),
+                    timeout_s=2.0,
+                )
             )
         finally:
             recommender.close()

@@ -57,6 +57,8 @@ class FaultServer:
         self._attempts: list[Attempt] = []
         self._in_flight = 0
         self.peak_in_flight = 0
+        #: every Recommend request answered, in order
+        self.requests: list[Any] = []
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fault-rpc"),
             options=[("grpc.so_reuseport", 0)],
@@ -139,6 +141,20 @@ class FaultServer:
     def DescribeModel(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         _abort(context, grpc.StatusCode.UNIMPLEMENTED, "not part of the fault server")
 
+    def KnownVideos(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        behaviour = self._begin("", context)
+        try:
+            if behaviour.status is not None:
+                _abort(context, behaviour.status, "injected fault")
+            with self._lock:
+                known = {video_id for video_id, _ in self._items}
+            return pb.KnownVideosResponse(
+                known_video_ids=[v for v in request.video_ids if v in known],
+                model_version=MODEL_VERSION,
+            )
+        finally:
+            self._end()
+
     def LoadModel(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         _abort(context, grpc.StatusCode.UNIMPLEMENTED, "not part of the fault server")
 
@@ -163,6 +179,7 @@ class FaultServer:
     def _answer(self, request: Any) -> Any:
         with self._lock:
             items, honour = self._items, self._honour_request
+            self.requests.append(request)
         if honour:
             excluded = set(request.exclude_video_ids)
             items = [item for item in items if item[0] not in excluded][: request.limit]
@@ -170,6 +187,11 @@ class FaultServer:
             items=[pb.ScoredVideo(video_id=video_id, score=score) for video_id, score in items],
             model_version=MODEL_VERSION,
             request_id=request.request_id,
+            personalization=(
+                pb.PERSONALIZATION_REALTIME
+                if request.recent_positives
+                else pb.PERSONALIZATION_MODEL
+            ),
         )
 
 

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -23,8 +24,18 @@ from adapters.lightfm.model_service import ModelService
 from adapters.lightfm.server import build_server
 from adapters.model_store.local import LocalModelStore
 from adapters.system_clock import SystemClock
-from domain.feed import FallbackReason, Ranking, RecommendationFailed
-from tests.integration.fault_server import MODEL_VERSION, Behaviour, FaultServer
+from domain.errors import DependencyUnavailable
+from domain.feed import (
+    Algorithm,
+    FallbackReason,
+    FreshPositive,
+    ItemSource,
+    Personalization,
+    Ranking,
+    RankRequest,
+    RecommendationFailed,
+)
+from tests.integration.fault_server import CATALOGUE, MODEL_VERSION, Behaviour, FaultServer
 from tests.integration.lightfm_support import TwoModels, store_with, train_two_models
 from tests.servers import free_port
 
@@ -102,7 +113,7 @@ def rank(
     exclude: Collection[str] = (),
     timeout_s: float = DEADLINE_S,
 ) -> Ranking:
-    return client.rank(user_id, limit, exclude, timeout_s)
+    return client.rank(RankRequest(user_id, limit, tuple(exclude), timeout_s=timeout_s))
 
 
 def failure_of(call: Callable[[], object]) -> tuple[RecommendationFailed, float]:
@@ -458,11 +469,12 @@ from app.cooperative import make_c_clients_cooperative
 assert make_c_clients_cooperative()
 import gevent
 from adapters.lightfm.client import GrpcRecommender
+from domain.feed import RankRequest
 
 client = GrpcRecommender(sys.argv[1])
-client.rank("warm-up", 1, (), 5.0)  # connect first: time the calls, not the handshake
+client.rank(RankRequest("warm-up", 1, timeout_s=5.0))  # time the calls, not the handshake
 started = time.perf_counter()
-calls = [gevent.spawn(client.rank, f"u{i}", 2, (), 0.5) for i in range(10)]
+calls = [gevent.spawn(client.rank, RankRequest(f"u{i}", 2, timeout_s=0.5)) for i in range(10)]
 gevent.joinall(calls, raise_error=True)
 elapsed = time.perf_counter() - started
 client.close()
@@ -489,3 +501,38 @@ def test_under_gevent_ten_greenlets_wait_for_the_model_at_the_same_time(
     assert result["answered"] == 10
     assert result["elapsed_s"] < 0.6  # one after another would take 10 x 100 ms
     assert server.peak_in_flight >= 5
+
+
+def test_fresh_positives_travel_with_the_call_and_realtime_comes_back(
+    server: FaultServer, connect: Connect
+) -> None:
+    client = connect(server.target)
+    liked_at = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
+    request = RankRequest(
+        "u1",
+        5,
+        ("v2",),
+        (FreshPositive("v042", 3.0, liked_at), FreshPositive("v043", 1.0, liked_at)),
+        DEADLINE_S,
+    )
+    ranking = client.rank(request)
+    sent = server.requests[-1]
+    assert [(p.video_id, p.weight) for p in sent.recent_positives] == [("v042", 3.0), ("v043", 1.0)]
+    assert sent.recent_positives[0].occurred_at.ToDatetime(tzinfo=UTC) == liked_at
+    assert ranking.personalization is Personalization.REALTIME
+    assert ranking.algorithm is Algorithm.LIGHTFM
+    assert {item.source for item in ranking.items} == {ItemSource.MODEL}
+    assert rank(client).personalization is Personalization.MODEL
+
+
+def test_the_catalogue_says_which_videos_the_model_knows(
+    server: FaultServer, connect: Connect
+) -> None:
+    client = connect(server.target)
+    known_id = CATALOGUE[0][0]
+    known = client.known_videos([known_id, "v-brand-new"])
+    assert known.video_ids == frozenset({known_id})
+    assert known.model_version == MODEL_VERSION
+    server.fail_always(grpc.StatusCode.UNAVAILABLE)
+    with pytest.raises(DependencyUnavailable):
+        client.known_videos([known_id])

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.bootstrap import Overrides, build_web
+from app.settings import Settings
 from domain.auth import Principal
-from domain.cursor import CursorCodec
 from domain.errors import Conflict, DependencyUnavailable, Forbidden, InvalidInput
 from domain.experiments import Experiment, Variant
 from domain.feed import Algorithm, FallbackReason, VideoActivity
-from domain.feed_service import FeedPolicy, FeedRequest, FeedService
-from domain.trending import TrendingBoard
+from domain.feed_service import FeedRequest
 from tests.fakes import FixedClock, InMemoryUnitOfWorkFactory
 from tests.fakes_feed import FakeRecommender, RecordingAnalytics, RecordingMetrics, ScriptedActivity
+from tests.fakes_viewer import FakeCatalogue, InMemoryViewerHistory
 
 pytestmark = pytest.mark.unit
 
@@ -23,32 +25,63 @@ VIEWER = Principal("u1")
 
 
 class Harness:
-    def __init__(self, experiment: Experiment | None = None, pool_size: int = 50) -> None:
+    """The web process's feed, built by the composition root with fakes as overrides."""
+
+    def __init__(
+        self,
+        experiment: Experiment | None = None,
+        pool_size: int = 50,
+        load_trending: bool = True,
+        exploration: float = 0.0,
+    ) -> None:
         self.database = InMemoryUnitOfWorkFactory()
         self.recommender = FakeRecommender()
+        self.catalogue = FakeCatalogue(set(self.recommender.catalogue))
         activity = ScriptedActivity(
             [
                 (NOW - timedelta(minutes=30), VideoActivity(f"t{i:02d}", "like", 100 - i, 0))
                 for i in range(80)
             ]
         )
-        self.trending = TrendingBoard(activity, size=1000)
-        self.trending.refresh(NOW)
         self.analytics = RecordingAnalytics()
         self.metrics = RecordingMetrics()
         self.clock = FixedClock(NOW)
-        self.cursors = CursorCodec(b"k" * 32, timedelta(hours=1))
-        self.service = FeedService(
-            self.database,
-            recommender=self.recommender,
-            trending=self.trending,
-            analytics=self.analytics,
-            metrics=self.metrics,
-            clock=self.clock,
-            cursors=self.cursors,
-            policy=FeedPolicy(model_timeout_s=0.15, pool_size=pool_size, experiment=experiment),
-            new_session_id=iter(f"s{i}" for i in range(1000)).__next__,
+        history = InMemoryViewerHistory(self.database)
+        settings = Settings(
+            jwt_secret="k" * 40,
+            feed_pool_size=pool_size,
+            feed_experiment=experiment_json(experiment),
+            feed_exploration=exploration,
         )
+        composition = build_web(
+            settings,
+            Overrides(
+                clock=self.clock,
+                unit_of_work=self.database,
+                activity=activity,
+                recommender=self.recommender,
+                catalogue=self.catalogue,
+                viewer_history=history,
+                engagement=history,
+                analytics=self.analytics,
+                metrics=self.metrics,
+                health_checks=[],
+            ),
+        )
+        self.service = composition.dependencies.feed
+        self.trending = composition.dependencies.trending
+        if load_trending:
+            self.trending.refresh(NOW)
+
+
+def experiment_json(experiment: Experiment | None) -> str:
+    if experiment is None:
+        return ""
+    variants = [
+        {"id": v.id, "weight": v.weight, "algorithm": v.algorithm.value if v.algorithm else None}
+        for v in experiment.variants
+    ]
+    return json.dumps({"name": experiment.name, "variants": variants})
 
 
 @pytest.fixture
@@ -206,9 +239,7 @@ def test_a_database_outage_still_serves_one_page_without_a_cursor(feed: Harness)
 
 
 def test_no_model_and_no_trending_yet_is_unavailable() -> None:
-    harness = Harness()
-    harness.trending = TrendingBoard(ScriptedActivity(), size=10)
-    harness.service._trending = harness.trending  # a board never refreshed
+    harness = Harness(load_trending=False)
     harness.recommender.failure = FallbackReason.UNAVAILABLE
     with pytest.raises(DependencyUnavailable):
         harness.service.page(VIEWER, FeedRequest("u1"))

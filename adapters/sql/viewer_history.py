@@ -1,0 +1,156 @@
+"""Implements `ports.repositories.ViewerHistory` and `ports.repositories.EngagementReader`.
+
+`recent` is on the feed's hot path (every new feed session): one statement, three branches
+joined by UNION ALL (recent interactions, hides of any age, recently served pages), each read
+from its own index (`(user_id, occurred_at)` on `user_interactions`, `(user_id, created_at)` on
+`feed_cache`). On PostgreSQL it runs on an autocommit connection: one round trip, no BEGIN or
+ROLLBACK; on SQLite in a deferred transaction, so it never queues behind a writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Engine,
+    Executable,
+    Integer,
+    String,
+    cast,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
+
+from adapters.sql.engine import SQLITE_BEGIN_OPTION, make_autocommit_engine
+from adapters.sql.errors import database_errors
+from adapters.sql.tables import feed_cache, user_interactions
+from domain.interactions import InteractionType
+from domain.model import VIEW_MIN_WATCH_MS
+from domain.viewer_state import RecentInteraction, ServedVideo
+
+#: Interaction types that count as positive engagement on their own (views need watch time).
+_POSITIVE = ("like", "comment", "share", "complete")
+
+
+class SqlViewerHistory:
+    """Owns a small autocommit engine on PostgreSQL (`close()` disposes of it)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._autocommit: Engine | None = None
+        if engine.dialect.name == "postgresql":
+            url = engine.url.render_as_string(hide_password=False)
+            self._autocommit = make_autocommit_engine(url)
+
+    def close(self) -> None:
+        if self._autocommit is not None:
+            self._autocommit.dispose()
+
+    def recent(
+        self,
+        user_id: str,
+        interactions_since: datetime,
+        served_since: datetime,
+        limit: int,
+    ) -> tuple[list[RecentInteraction], list[ServedVideo]]:
+        rows = self._read(_recent_query(user_id, interactions_since, served_since, limit))
+        interactions: list[RecentInteraction] = []
+        served: list[ServedVideo] = []
+        for kind, video_id, interaction_type, watch_time_ms, at, items in rows:
+            if kind == "p":
+                served.extend(ServedVideo(item["videoId"], at) for item in _items(items))
+            else:
+                interactions.append(
+                    RecentInteraction(
+                        video_id, InteractionType(interaction_type), int(watch_time_ms), at
+                    )
+                )
+        interactions.sort(key=lambda row: row.occurred_at, reverse=True)
+        served.sort(key=lambda row: row.served_at, reverse=True)
+        return interactions, served
+
+    def engaged_viewers(self, start: datetime, end: datetime, size: int) -> list[tuple[str, int]]:
+        if size <= 0:
+            return []
+        table = user_interactions
+        viewers = func.count(table.c.user_id.distinct())
+        query = (
+            select(table.c.video_id, viewers)
+            .where(
+                table.c.occurred_at >= start,
+                table.c.occurred_at < end,
+                or_(
+                    table.c.interaction_type.in_(_POSITIVE),
+                    (table.c.interaction_type == "view")
+                    & (table.c.watch_time_ms >= VIEW_MIN_WATCH_MS),
+                ),
+            )
+            .group_by(table.c.video_id)
+            .order_by(viewers.desc(), table.c.video_id)
+            .limit(size)
+        )
+        return [(video_id, int(count)) for video_id, count in self._read(query)]
+
+    def _read(self, query: Executable) -> Sequence[Any]:
+        if self._autocommit is not None:
+            with database_errors(), self._autocommit.connect() as connection:
+                return connection.execute(query).all()
+        reading = {SQLITE_BEGIN_OPTION: "DEFERRED"}
+        with database_errors(), self._engine.connect().execution_options(**reading) as connection:
+            return connection.execute(query).all()
+
+
+def _recent_query(
+    user_id: str, interactions_since: datetime, served_since: datetime, limit: int
+) -> Executable:
+    table, pages = user_interactions, feed_cache
+    # The served pages come first: the union's column types (UTC datetimes, JSON) are the
+    # first branch's. Every NULL is cast to its column's type: PostgreSQL types a bare NULL
+    # in a subquery as text, which does not unite with an integer.
+    served = (
+        select(
+            literal("p").label("kind"),
+            cast(null(), String).label("video_id"),
+            cast(null(), String).label("interaction_type"),
+            cast(null(), Integer).label("watch_time_ms"),
+            pages.c.created_at.label("at"),
+            pages.c["items"].label("items"),
+        )
+        .where(pages.c.user_id == user_id, pages.c.created_at >= served_since)
+        .order_by(pages.c.created_at.desc())
+        .limit(limit)
+    )
+
+    def interactions(*conditions: Any) -> Any:
+        return (
+            select(
+                literal("i"),
+                table.c.video_id,
+                table.c.interaction_type,
+                table.c.watch_time_ms,
+                table.c.occurred_at,
+                cast(null(), JSON),
+            )
+            .where(table.c.user_id == user_id, *conditions)
+            .order_by(table.c.occurred_at.desc())
+            .limit(limit)
+        )
+
+    recent = interactions(table.c.occurred_at >= interactions_since)
+    hides = interactions(
+        table.c.occurred_at < interactions_since, table.c.interaction_type == "hide"
+    )
+    return union_all(
+        *(select(*branch.subquery().c) for branch in (served, recent, hides))
+    )
+
+
+def _items(items: Any) -> Sequence[Mapping[str, Any]]:
+    return items if isinstance(items, list) else []
