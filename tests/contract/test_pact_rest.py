@@ -324,12 +324,15 @@ def feed_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeedProv
     recommender = FakeRecommender()
     app = create_app(settings, Overrides(recommender=recommender), start_background=False)
     token = token_codec(settings).issue(VIEWER)
-    # Some activity, so the trending fallback has videos to serve.
+    # Some activity of other viewers, so the trending fallback has videos to serve (what the
+    # viewer touched themselves never comes back to them).
     client = app.test_client()
     moment = datetime.now(UTC) - timedelta(minutes=5)
     for index in range(5):
-        event = an_event(VIEWER, videoId=f"v{index:06d}", timestamp=moment.isoformat())
-        assert client.post("/feed/interactions", json=event, headers=bearer(token)).status_code
+        other = f"u9{index:05d}"
+        event = an_event(other, videoId=f"v{index:06d}", timestamp=moment.isoformat())
+        headers = bearer(token_codec(settings).issue(other))
+        assert client.post("/feed/interactions", json=event, headers=headers).status_code == 202
     deps: WebDependencies = app.extensions[EXTENSION_KEY]
     deps.trending.refresh(datetime.now(UTC))
     try:
