@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Protocol
 
 from domain.auth import Principal
@@ -15,8 +14,3 @@ class TokenVerifier(Protocol):
         """
         ...
 
-
-class TokenIssuer(Protocol):
-    def issue(self, subject: str, scopes: Iterable[str] = (), ttl_s: int = 3600) -> str:
-        """A signed token for `subject`, valid for `ttl_s` seconds."""
-        ...

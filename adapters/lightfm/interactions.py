@@ -7,7 +7,7 @@ and it lets ten million rows be grouped with integer arithmetic instead of strin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from domain.interactions import InteractionEvent, InteractionType
+from domain.interactions import InteractionType
 from domain.model import PAIR_WEIGHT_CAP, VIEW_FULL_CREDIT_MS, interaction_weight
 
 #: type_codes index this tuple.
@@ -92,17 +92,6 @@ class TrainingInteractions:
             type_codes=lookup[name_codes] if len(names) else name_codes.astype(np.int8),
             watch_time_ms=np.asarray(watch_time_ms),
             occurred_at_ms=_epoch_ms(occurred_at),
-        )
-
-    @classmethod
-    def from_events(cls, events: Iterable[InteractionEvent]) -> TrainingInteractions:
-        rows = list(events)
-        return cls.from_columns(
-            [e.user_id for e in rows],
-            [e.video_id for e in rows],
-            [e.interaction_type.value for e in rows],
-            [e.watch_time_ms for e in rows],
-            [e.occurred_at for e in rows],
         )
 
     def __len__(self) -> int:
