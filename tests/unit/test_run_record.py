@@ -84,5 +84,5 @@ def test_a_database_row_with_datetimes_and_bookkeeping_columns_reads_back() -> N
 )
 def test_a_malformed_record_is_a_value_error(broken: dict[str, object]) -> None:
     record = run_to_json(RUN) | broken
-    with pytest.raises(ValueError, match="malformed|not a valid|metrics"):
+    with pytest.raises(ValueError, match=r"malformed|not a valid|metrics"):
         run_from_json(record)
