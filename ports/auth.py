@@ -13,4 +13,3 @@ class TokenVerifier(Protocol):
         unsigned (`alg: none`) or signed with an algorithm the service does not accept.
         """
         ...
-

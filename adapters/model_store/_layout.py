@@ -41,4 +41,3 @@ def decode_info(raw: bytes, where: str) -> ModelInfo:
         return model_info_from_json(json.loads(raw))
     except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
         raise DependencyUnavailable(COMPONENT, f"unreadable model info at {where}: {err}") from err
-

@@ -57,9 +57,7 @@ def test_the_shape_is_one_json_ready_key_per_field_and_reads_back_equal() -> Non
 
 def test_the_named_timestamp_and_metrics_fields_are_the_runs() -> None:
     record = run_to_json(RUN)
-    assert set(RUN_TIMESTAMPS) == {
-        f.name for f in fields(RetrainRun) if "datetime" in str(f.type)
-    }
+    assert set(RUN_TIMESTAMPS) == {f.name for f in fields(RetrainRun) if "datetime" in str(f.type)}
     assert all(isinstance(record[name], dict | None) for name in RUN_METRICS)
 
 
