@@ -67,7 +67,7 @@ class SqlRunLog:
     def _read(self, statement: Any) -> list[RetrainRun]:
         with database_errors(), self._engine.connect().execution_options(**_READING) as connection:
             rows = connection.execute(statement).mappings().all()
-        return [run_from_json(row) for row in rows]
+        return [run_from_json(dict(row)) for row in rows]
 
 
 def _row(run: RetrainRun) -> dict[str, object]:

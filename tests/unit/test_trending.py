@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -68,7 +70,8 @@ def test_the_type_weights_are_keyed_by_the_interaction_type_and_cover_every_type
     assert all(isinstance(kind, InteractionType) for kind in TYPE_WEIGHT)
     assert set(TYPE_WEIGHT) == set(SIGNAL_WEIGHTS)  # both tables keyed the same way
     # A StrEnum member hashes equal to its value: lookups by the stored string still work.
-    assert TYPE_WEIGHT["share"] == TYPE_WEIGHT[InteractionType.SHARE] == 5.0
+    by_name: Mapping[Any, float] = TYPE_WEIGHT
+    assert by_name["share"] == TYPE_WEIGHT[InteractionType.SHARE] == 5.0
     assert dict(TYPE_WEIGHT) == {
         "view": 1.0,
         "like": 3.0,
