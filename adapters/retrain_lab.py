@@ -10,9 +10,9 @@ import contextlib
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from adapters.interaction_columns import TrainingInteractions
 from adapters.lightfm.artifact import ModelArtifact
 from adapters.lightfm.evaluation import evaluate
-from adapters.lightfm.interactions import TrainingInteractions
 from adapters.lightfm.trainer import LightFMTrainer
 from adapters.parquet_export import CorruptExportError, read_training_window
 from domain.errors import Conflict
