@@ -1,4 +1,5 @@
-"""Bearer JWTs with PyJWT. Implements `ports.auth.TokenVerifier` and `ports.auth.TokenIssuer`.
+"""Bearer JWTs with PyJWT. Implements `ports.auth.TokenVerifier`; `issue` signs the tokens the
+CLI hands out (`feedrec token`) and the tests use.
 
 HS256 with the shared secret is always accepted; RS256 too when a public key is configured.
 The algorithm list is fixed here, never taken from the token, so `alg: none` and algorithm

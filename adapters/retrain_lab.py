@@ -10,13 +10,13 @@ import contextlib
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from adapters.interaction_columns import TrainingInteractions
 from adapters.lightfm.artifact import ModelArtifact
 from adapters.lightfm.evaluation import evaluate
-from adapters.lightfm.interactions import TrainingInteractions
 from adapters.lightfm.trainer import LightFMTrainer
 from adapters.parquet_export import CorruptExportError, read_training_window
 from domain.errors import Conflict
-from domain.model import ModelInfo, ModelMetrics
+from domain.model import ModelInfo, ModelMetrics, UnreadableModel
 from domain.retrain import TrainingDataError
 from ports.model_store import ModelStore
 from ports.retrain import CandidateModel, TrainingWindow
@@ -98,7 +98,11 @@ class LightFMLab:
 
     def evaluate_stored(self, window: TrainingWindow, version: str) -> ModelMetrics:
         blob = self._store.get(version)
-        return self._evaluate(_window(window), ModelArtifact.from_bytes(blob))
+        try:
+            artifact = ModelArtifact.from_bytes(blob)
+        except ValueError as err:
+            raise UnreadableModel(f"stored model {version}: {err}") from err
+        return self._evaluate(_window(window), artifact)
 
     def keep(self, candidate: CandidateModel, metrics: ModelMetrics) -> str:
         artifact = _candidate(candidate).artifact

@@ -33,6 +33,9 @@ from ports.retrain import RunLog
 
 log = logging.getLogger(__name__)
 
+#: The component named when the spool file itself cannot be written.
+SPOOL = "run_log_spool"
+
 
 class SpooledRunLog:
     def __init__(self, inner: RunLog, spool: Path, *, retry_interval_s: float = 60.0) -> None:
@@ -46,8 +49,9 @@ class SpooledRunLog:
         return f"SpooledRunLog({self._inner!r}, {str(self._spool)!r})"
 
     def record(self, run: RetrainRun) -> None:
-        """Deliver `run` (after whatever is spooled), or spool it. Raises only when the spool
-        file itself cannot be written (OSError)."""
+        """Deliver `run` (after whatever is spooled), or spool it. Raises
+        `DependencyUnavailable("run_log_spool")` only when the spool file itself cannot be
+        written either."""
         with self._locked():
             if time.monotonic() >= self._next_attempt and self._deliver_spooled():
                 try:
@@ -144,11 +148,16 @@ class SpooledRunLog:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self._spool.parent.mkdir(parents=True, exist_ok=True)
+        """Holds the spool for this thread and process; a spool file (or its folder, or its
+        lock) that cannot be used raises DependencyUnavailable("run_log_spool")."""
         lock_path = self._spool.with_name(self._spool.name + ".lock")
-        with self._thread_lock, lock_path.open("a") as lock_file:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+        try:
+            self._spool.parent.mkdir(parents=True, exist_ok=True)
+            with self._thread_lock, lock_path.open("a") as lock_file:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+        except OSError as err:
+            raise DependencyUnavailable(SPOOL, f"the spool {self._spool}: {err}") from err

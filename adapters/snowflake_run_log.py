@@ -31,7 +31,14 @@ import snowflake.connector
 from snowflake.connector.errors import Error as SnowflakeError
 
 from domain.errors import DependencyUnavailable
-from domain.retrain import RetrainRun, RunStatus, Stage, metrics_from_json, metrics_to_json
+from domain.retrain import (
+    RUN_METRICS,
+    RUN_TIMESTAMPS,
+    RetrainRun,
+    RunStatus,
+    run_from_json,
+    run_to_json,
+)
 
 COMPONENT = "run_log"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,254}")
@@ -51,8 +58,8 @@ _COLUMNS = (
     "note",
     "recorded_at",
 )
-_TIMESTAMPS = frozenset({"started_at", "finished_at", "recorded_at"})
-_VARIANTS = frozenset({"candidate_metrics", "serving_metrics"})
+_TIMESTAMPS = frozenset({*RUN_TIMESTAMPS, "recorded_at"})
+_VARIANTS = frozenset(RUN_METRICS)
 
 
 class SnowflakeRunLog:
@@ -154,28 +161,12 @@ def _parameter_marker(name: str) -> str:
 
 
 def _row(run: RetrainRun) -> dict[str, object]:
-    def timestamp(moment: datetime | None) -> str | None:
-        return None if moment is None else moment.astimezone(UTC).isoformat()
-
-    def variant(value: object) -> str | None:
-        return None if value is None else json.dumps(value)
-
-    return {
-        "run_id": run.run_id,
-        "started_at": timestamp(run.started_at),
-        "finished_at": timestamp(run.finished_at),
-        "status": run.status.value,
-        "failed_stage": None if run.failed_stage is None else run.failed_stage.value,
-        "rows_exported": run.rows_exported,
-        "rows_trained": run.rows_trained,
-        "model_version": run.model_version,
-        "serving_version": run.serving_version,
-        "candidate_metrics": variant(metrics_to_json(run.candidate_metrics)),
-        "serving_metrics": variant(metrics_to_json(run.serving_metrics)),
-        "error": run.error,
-        "note": run.note,
-        "recorded_at": timestamp(datetime.now(UTC)),
-    }
+    """`run_to_json`'s shape (its ISO timestamps bind as they are), metrics as JSON text."""
+    row = run_to_json(run)
+    for name in _VARIANTS:
+        row[name] = None if row[name] is None else json.dumps(row[name])
+    row["recorded_at"] = datetime.now(UTC).isoformat()
+    return row
 
 
 def _run(values: Mapping[str, Any]) -> RetrainRun:
@@ -186,26 +177,16 @@ def _run(values: Mapping[str, Any]) -> RetrainRun:
             raise DependencyUnavailable(COMPONENT, f"Snowflake returned {value!r} as a time")
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
-    def variant(value: object) -> object:
+    row = dict(values)
+    for name in RUN_TIMESTAMPS:
+        row[name] = moment(row[name])
+    for name in _VARIANTS:
         # The connector hands VARIANT over as JSON text.
-        return json.loads(value) if isinstance(value, str) else value
-
-    started = moment(values["started_at"])
-    if started is None:
+        if isinstance(row[name], str):
+            row[name] = json.loads(row[name])
+    if row["started_at"] is None:
         raise DependencyUnavailable(COMPONENT, "a run row without started_at")
-    stage = values["failed_stage"]
-    return RetrainRun(
-        run_id=str(values["run_id"]),
-        started_at=started,
-        status=RunStatus(values["status"]),
-        finished_at=moment(values["finished_at"]),
-        failed_stage=None if stage is None else Stage(stage),
-        rows_exported=int(values["rows_exported"]),
-        rows_trained=int(values["rows_trained"]),
-        model_version=values["model_version"],
-        serving_version=values["serving_version"],
-        candidate_metrics=metrics_from_json(variant(values["candidate_metrics"])),
-        serving_metrics=metrics_from_json(variant(values["serving_metrics"])),
-        error=values["error"],
-        note=values["note"],
-    )
+    try:
+        return run_from_json(row)
+    except ValueError as err:
+        raise DependencyUnavailable(COMPONENT, f"a malformed run row: {err}") from err

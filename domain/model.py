@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
+from domain.errors import DomainError
 from domain.interactions import InteractionType
 
 #: Watch time beyond this earns a view no more credit (short videos: 30 s is a "real" view).
@@ -32,6 +33,13 @@ PAIR_WEIGHT_CAP = 5.0
 
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _FINGERPRINT = re.compile(r"[0-9a-fA-F]{6,}")
+
+
+class UnreadableModel(DomainError):
+    """A stored model artifact cannot be read back (truncated, or not a model at all). Not
+    transient: the same bytes fail the same way."""
+
+    code = "unreadable_model"
 
 
 @dataclass(frozen=True)

@@ -64,19 +64,20 @@ class ModelRollout:
             raise NotServing(f"published {version}, but the model service serves {served}")
 
     def roll_back(self, previous: str | None) -> str:
-        """Put `previous` back as the published and served model; never raises. Returns what
-        happened, for the run's note."""
+        """Put `previous` back as the published and served model. Returns what happened, for the
+        run's note; what the store and the service declare (`DomainError`) goes into that note,
+        anything else is a bug and propagates."""
         if previous is None:
             return "no previous model to restore"
         problems = []
         try:
             if self._store.published() != previous:
                 self._store.publish(previous)
-        except Exception as err:
+        except DomainError as err:
             problems.append(f"the published pointer: {describe_error(err)}")
         try:
             self._admin.load(previous)
-        except Exception as err:
+        except DomainError as err:
             problems.append(f"the model service: {describe_error(err)}")
         if not problems:
             return f"restored {previous} as the serving model"

@@ -2,8 +2,15 @@
 
 What it guarantees:
 
-- `NightlyRetrain.run` never raises (but for KeyboardInterrupt/SystemExit): every failure
-  becomes a FAILED run naming its stage and error, and the run log gets one row for it.
+- `NightlyRetrain.run` returns the run's record, as logged.
+- A failure the ports declare (a `domain.errors.DomainError`: `DependencyUnavailable`,
+  `TrainingDataError`, `NotServing`, `NotFound`, ...) fails the stage it happened in: the run is
+  FAILED naming the stage and the error in one line, logged as a warning without a traceback.
+- Any other exception is a bug (in an adapter, or here). It is logged once, as an error with
+  its traceback, and the run is still recorded FAILED at the stage it was in, its error reading
+  `unexpected <type>: <message>`, and the lease is given back. It is not re-raised, so the
+  worker's schedule goes on to the next night; the run log and the error log show it. Only a
+  bug in what follows the final row (metrics, the report) leaves `run` as an exception.
 - One run at a time: the `nightly-retrain` lease is taken first and renewed at every stage. A
   worker that dies keeps it only until it expires (`RetrainPolicy.lease_ttl`), so the next run
   can always start; a run that finds its lease taken over stops.
@@ -19,11 +26,11 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from domain.errors import DependencyUnavailable
+from domain.errors import DependencyUnavailable, DomainError
 from domain.model import ModelMetrics
 from domain.model_rollout import ModelRollout, describe_error
 from domain.retrain import (
@@ -36,6 +43,7 @@ from domain.retrain import (
     TrainingDataError,
     gate,
 )
+from domain.run_bookkeeping import RunBookkeeping
 
 if TYPE_CHECKING:  # ports are the domain's types, never its runtime imports
     from ports.clock import Clock
@@ -59,6 +67,8 @@ _T = TypeVar("_T")
 
 
 class _Failed(Exception):
+    """A stage failed; `error` is the run log's one line for it."""
+
     def __init__(self, stage: Stage, error: str) -> None:
         super().__init__(error)
         self.stage = stage
@@ -66,7 +76,11 @@ class _Failed(Exception):
 
 
 class NightlyRetrain:
-    """Export, read, train, evaluate, gate, publish, confirm, log: one `run` per night."""
+    """Export, read, train, evaluate, gate, publish, confirm, log: one `run` per night (and one
+    at a time per instance: it keeps the run in progress for its error handling)."""
+
+    #: The run in progress as last recorded: what a failure outside a stage's own handling ends.
+    _current: RetrainRun
 
     def __init__(
         self,
@@ -85,21 +99,18 @@ class NightlyRetrain:
     ) -> None:
         self._export = export
         self._lab = lab
-        self._admin = admin
-        self._run_log = run_log
         self._leases = leases
-        self._metrics = metrics
         self._clock = clock
         self._holder = holder
         self._policy = policy or RetrainPolicy()
-        self._report = report
+        self._books = RunBookkeeping(run_log, metrics, report, self._policy.report_runs)
         self._rollout = ModelRollout(lab, store, admin)
 
     def run(self, now: datetime, progress: RetrainProgress | None = None) -> RetrainRun:
         """One run starting at `now` (aware); returns its record, as logged."""
         shown = progress or SilentProgress()
         run_id = f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-        run = RetrainRun(run_id, now, RunStatus.RUNNING, failed_stage=Stage.LOCK)
+        run = self._current = RetrainRun(run_id, now, RunStatus.RUNNING, failed_stage=Stage.LOCK)
         held = False
         try:
             held = self._stage(Stage.LOCK, shown, lambda: self._take_lease(now))
@@ -110,22 +121,24 @@ class NightlyRetrain:
                     run, RunStatus.SKIPPED, note="another worker holds the nightly-retrain lease"
                 )
         except _Failed as failed:
-            run = self._finish(run, RunStatus.FAILED, failed_stage=failed.stage, error=failed.error)
-        except Exception as err:  # a bug outside any stage: still a logged, failed run
-            log.exception("retrain run %s broke", run_id)
-            run = self._finish(run, RunStatus.FAILED, error=describe_error(err))
-        run = self._log_final(run, shown)
-        self._emit_metrics(run)
-        if held:
-            self._write_report()
-            try:
-                self._leases.release(LEASE_NAME, self._holder)
-            except Exception as err:
-                log.warning("could not release the retrain lease (it expires): %s", err)
+            run = self._finish(
+                self._current, RunStatus.FAILED, failed_stage=failed.stage, error=failed.error
+            )
+        except Exception as err:  # a bug between stages: logged once, and still a failed run
+            log.exception("retrain run %s broke on an unexpected error", run_id)
+            run = self._finish(self._current, RunStatus.FAILED, error=_unexpected(err))
+        try:
+            run = self._books.log_final(run, shown)
+            self._books.emit_metrics(run)
+            if held:
+                self._books.write_report()
+        finally:
+            if held:
+                self._release_lease()
         return run
 
     def _work(self, run: RetrainRun, now: datetime, shown: RetrainProgress) -> RetrainRun:
-        self._abandon_unfinished(run.run_id)
+        self._books.abandon_unfinished(run.run_id)
         run = self._enter(run, Stage.EXPORT)
         exported = self._stage(
             Stage.EXPORT,
@@ -179,6 +192,12 @@ class NightlyRetrain:
     def _take_lease(self, now: datetime) -> bool:
         return self._leases.acquire(LEASE_NAME, self._holder, now, self._policy.lease_ttl)
 
+    def _release_lease(self) -> None:
+        try:
+            self._leases.release(LEASE_NAME, self._holder)
+        except DependencyUnavailable as err:
+            log.warning("could not release the retrain lease (it expires): %s", err)
+
     def _read(self, now: datetime) -> TrainingWindow:
         start, held_out_from = now - self._policy.window, now - self._policy.held_out
         window = self._lab.read(start, held_out_from, now)
@@ -209,10 +228,14 @@ class NightlyRetrain:
         shown.stage_started(stage)
         try:
             result = work()
-        except Exception as err:
+        except DomainError as err:  # what the ports declare: the stage failed, nothing more
             shown.stage_finished(stage, False)
-            log.warning("retrain stage %s failed: %s", stage.value, err, exc_info=True)
+            log.warning("retrain stage %s failed: %s", stage.value, describe_error(err))
             raise _Failed(stage, describe_error(err)) from err
+        except Exception as err:  # a bug: its traceback, once; the rollback still runs
+            shown.stage_finished(stage, False)
+            log.exception("retrain stage %s broke on an unexpected error", stage.value)
+            raise _Failed(stage, _unexpected(err)) from err
         shown.stage_finished(stage, True)
         return result
 
@@ -226,11 +249,8 @@ class NightlyRetrain:
         else:
             if not renewed:
                 raise _Failed(stage, "lost the nightly-retrain lease to another worker")
-        run = replace(run, failed_stage=stage)
-        try:
-            self._run_log.record(run)
-        except Exception as err:
-            log.warning("could not record run %s entering %s: %s", run.run_id, stage.value, err)
+        run = self._current = replace(run, failed_stage=stage)
+        self._books.record_progress(run)
         return run
 
     def _finish(
@@ -252,64 +272,6 @@ class NightlyRetrain:
             note=note,
         )
 
-    def _abandon_unfinished(self, run_id: str) -> None:
-        try:
-            for stale in self._run_log.unfinished():
-                if stale.run_id == run_id:
-                    continue
-                stage = stale.failed_stage.value if stale.failed_stage else "an unknown stage"
-                abandoned = replace(
-                    stale,
-                    status=RunStatus.ABANDONED,
-                    error=f"the run stopped during {stage} without finishing (worker killed, "
-                    f"or its lease lapsed); found by run {run_id}",
-                )
-                self._run_log.record(abandoned)
-                self._metrics.increment("retrain.runs", tags=_status_tags(abandoned))
-        except Exception as err:
-            log.warning("could not look for abandoned runs: %s", err)
 
-    def _log_final(self, run: RetrainRun, shown: RetrainProgress) -> RetrainRun:
-        shown.stage_started(Stage.LOG)
-        try:
-            self._run_log.record(run)
-        except Exception as err:
-            log.error("the run log did not take run %s: %s", run.run_id, err)
-            shown.stage_finished(Stage.LOG, False)
-            problem = f"not in the run log: {describe_error(err)}"
-            return replace(run, note=f"{run.note}; {problem}" if run.note else problem)
-        shown.stage_finished(Stage.LOG, True)
-        return run
-
-    def _emit_metrics(self, run: RetrainRun) -> None:
-        self._metrics.increment("retrain.runs", tags=_status_tags(run))
-        if run.status is RunStatus.SKIPPED:
-            return
-        if run.duration_s is not None:
-            tags = {"status": run.status.value}
-            self._metrics.timing("retrain.duration_ms", run.duration_s * 1000, tags)
-        self._metrics.gauge("retrain.rows_exported", run.rows_exported)
-        self._metrics.gauge("retrain.rows_trained", run.rows_trained)
-        for which, metrics in (
-            ("candidate", run.candidate_metrics),
-            ("serving", run.serving_metrics),
-        ):
-            if metrics is not None:
-                for field in fields(metrics):
-                    value = float(getattr(metrics, field.name))
-                    self._metrics.gauge(f"retrain.model.{field.name}", value, {"model": which})
-
-    def _write_report(self) -> None:
-        if self._report is None:
-            return
-        try:
-            where = self._report.write(self._run_log.recent(self._policy.report_runs))
-        except Exception as err:
-            log.warning("could not write the retrain report: %s", err)
-            return
-        log.info("retrain report written to %s", where)
-
-
-def _status_tags(run: RetrainRun) -> dict[str, str]:
-    stage = run.failed_stage.value if run.failed_stage is not None else "none"
-    return {"status": run.status.value, "stage": stage}
+def _unexpected(err: Exception) -> str:
+    return f"unexpected {describe_error(err)}"

@@ -211,8 +211,17 @@ def metrics_from_json(data: object) -> ModelMetrics | None:
         raise ValueError(f"malformed metrics {data!r}: {err}") from err
 
 
+#: The fields of `run_to_json` that hold timestamps (ISO 8601 text with an offset).
+RUN_TIMESTAMPS = ("started_at", "finished_at")
+#: The fields of `run_to_json` that hold metrics objects (`metrics_to_json`) or None.
+RUN_METRICS = ("candidate_metrics", "serving_metrics")
+
+
 def run_to_json(run: RetrainRun) -> dict[str, object]:
-    """The JSON-ready form of a run (ISO 8601 timestamps with offset), e.g. for a spool file."""
+    """The one serialised shape of a run, JSON-ready: a key per `RetrainRun` field, timestamps as
+    ISO 8601 text with offset, enums as their values, metrics as `metrics_to_json` objects. The
+    spool writes it as it is; the SQL and Snowflake run logs bind it as their row, converting
+    only what their column types need."""
     data: dict[str, object] = {}
     for field in fields(run):
         value = getattr(run, field.name)
@@ -227,14 +236,16 @@ def run_to_json(run: RetrainRun) -> dict[str, object]:
 
 
 def run_from_json(data: Mapping[str, object]) -> RetrainRun:
-    """Inverse of `run_to_json`; raises ValueError on a malformed document."""
+    """Inverse of `run_to_json`; raises ValueError on a malformed document. A timestamp may also
+    be an aware datetime, as a database driver hands it back; keys beyond the run's are ignored
+    (a table's bookkeeping columns)."""
     try:
-        finished, stage = data.get("finished_at"), data.get("failed_stage")
+        stage = data.get("failed_stage")
         return RetrainRun(
             run_id=str(data["run_id"]),
-            started_at=datetime.fromisoformat(str(data["started_at"])),
+            started_at=_moment(data["started_at"]),
             status=RunStatus(str(data["status"])),
-            finished_at=None if finished is None else datetime.fromisoformat(str(finished)),
+            finished_at=_optional_moment(data.get("finished_at")),
             failed_stage=None if stage is None else Stage(str(stage)),
             rows_exported=_count(data.get("rows_exported", 0)),
             rows_trained=_count(data.get("rows_trained", 0)),
@@ -247,6 +258,18 @@ def run_from_json(data: Mapping[str, object]) -> RetrainRun:
         )
     except (KeyError, TypeError) as err:
         raise ValueError(f"malformed run record: {err!r}") from err
+
+
+def _moment(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not a timestamp")
+    return datetime.fromisoformat(value)
+
+
+def _optional_moment(value: object) -> datetime | None:
+    return None if value is None else _moment(value)
 
 
 def _count(value: object) -> int:

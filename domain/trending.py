@@ -26,9 +26,11 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from domain.feed import ScoredVideo, VideoActivity
+from domain.interactions import InteractionType
 
 if TYPE_CHECKING:
     from ports.repositories import ActivityReader
@@ -39,15 +41,19 @@ BUCKETS: tuple[tuple[timedelta, timedelta], ...] = tuple(
     (timedelta(hours=a), timedelta(hours=b))
     for a, b in ((0, 1), (1, 3), (3, 6), (6, 12), (12, 24), (24, 48), (48, 96))
 )
-TYPE_WEIGHT: dict[str, float] = {
-    "view": 1.0,
-    "like": 3.0,
-    "comment": 3.0,
-    "share": 5.0,
-    "complete": 2.0,
-    "skip": -0.5,
-    "hide": -2.0,
-}
+#: Keyed like `domain.model.SIGNAL_WEIGHTS`, by the enum; a StrEnum member hashes equal to its
+#: value, so `TYPE_WEIGHT["view"]` finds the view's weight too.
+TYPE_WEIGHT: Mapping[InteractionType, float] = MappingProxyType(
+    {
+        InteractionType.VIEW: 1.0,
+        InteractionType.LIKE: 3.0,
+        InteractionType.COMMENT: 3.0,
+        InteractionType.SHARE: 5.0,
+        InteractionType.COMPLETE: 2.0,
+        InteractionType.SKIP: -0.5,
+        InteractionType.HIDE: -2.0,
+    }
+)
 FULL_VIEW_MS = 30_000
 #: The least share of a view a glance counts for (see the formula).
 MIN_VIEW_SHARE = 0.1
@@ -61,7 +67,7 @@ class TrendingFormula:
     [`min_view_share`, 1]."""
 
     buckets: tuple[tuple[timedelta, timedelta, float], ...]
-    type_weights: Mapping[str, float]
+    type_weights: Mapping[InteractionType, float]
     full_view_ms: int = FULL_VIEW_MS
     min_view_share: float = MIN_VIEW_SHARE
 
@@ -106,8 +112,8 @@ def top_videos_from_activity(
     scores: dict[str, float] = defaultdict(float)
     for newest, oldest, decay in formula.buckets:
         for activity in activity_between(now - oldest, now - newest):
-            weight = formula.type_weights.get(activity.interaction_type, 0.0)
-            if activity.interaction_type == "view" and activity.events:
+            weight = _type_weight(formula, activity.interaction_type)
+            if activity.interaction_type == InteractionType.VIEW and activity.events:
                 share = activity.watch_time_ms / activity.events / formula.full_view_ms
                 weight *= min(1.0, max(formula.min_view_share, share))
             scores[activity.video_id] += decay * weight * activity.events
@@ -115,6 +121,13 @@ def top_videos_from_activity(
         ((video, score) for video, score in scores.items() if score > 0),
         key=lambda pair: (-pair[1], pair[0]),
     )[:size]
+
+
+def _type_weight(formula: TrendingFormula, name: str) -> float:
+    try:
+        return formula.type_weights.get(InteractionType(name), 0.0)
+    except ValueError:  # a type this build does not know weighs nothing, as in the SQL query
+        return 0.0
 
 
 class TrendingBoard:

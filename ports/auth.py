@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Protocol
 
 from domain.auth import Principal
@@ -13,10 +12,4 @@ class TokenVerifier(Protocol):
         Raises `domain.errors.Unauthenticated` when the token is malformed, forged, expired,
         unsigned (`alg: none`) or signed with an algorithm the service does not accept.
         """
-        ...
-
-
-class TokenIssuer(Protocol):
-    def issue(self, subject: str, scopes: Iterable[str] = (), ttl_s: int = 3600) -> str:
-        """A signed token for `subject`, valid for `ttl_s` seconds."""
         ...

@@ -35,11 +35,6 @@ class ModelStore(Protocol):
         """The description stored with the artifact."""
         ...
 
-    def versions(self) -> list[str]:
-        """Every complete version, oldest first (by `trained_at`, then by name); empty when the
-        store holds none."""
-        ...
-
     def publish(self, version: str) -> None:
         """Make `version` the one to serve. The pointer moves atomically: a reader sees the
         previous version or this one, never neither. Raises NotFound for an unknown version."""

@@ -1,9 +1,12 @@
 """What the nightly retrain (`domain.nightly_retrain`) needs from the outside world.
 
 The numeric work (arrays, LightFM, parquet) stays behind `ModelLab`: the domain holds only
-opaque handles (`TrainingWindow`, `CandidateModel`) and passes them back. Every method raises
-`domain.errors.DependencyUnavailable` when what it talks to cannot be reached; no vendor
-exception crosses these ports.
+opaque handles (`TrainingWindow`, `CandidateModel`) and passes them back.
+
+Errors: every method raises `domain.errors.DependencyUnavailable` when what it talks to cannot
+be reached, and the other `domain.errors.DomainError`s its docstring names; adapters translate
+vendor exceptions into these, keeping the cause (`raise ... from err`). The retrain fails a
+stage on a declared error and treats any other exception as a bug (`domain.nightly_retrain`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ class InteractionExport(Protocol):
     def export_new(self, now: datetime, progress: Callable[[int], None] | None = None) -> int:
         """Export every interaction not exported yet (old enough at `now`, aware); returns how
         many rows this call exported, 0 when none were new. `progress` gets the running total
-        of rows after each chunk. What was exported before a failure stays exported."""
+        of rows after each chunk. What was exported before a failure stays exported. Raises
+        `DependencyUnavailable("export")` or `("database")`."""
         ...
 
 
@@ -68,7 +72,8 @@ class ModelLab(Protocol):
 
     def evaluate_stored(self, window: TrainingWindow, version: str) -> ModelMetrics:
         """The stored model `version`'s ranking quality on the same held-out rows. Raises
-        `domain.errors.NotFound` when the store has no such version."""
+        `domain.errors.NotFound` when the store has no such version, `domain.model.
+        UnreadableModel` when what is stored under it is not a model this lab can read."""
         ...
 
     def keep(self, candidate: CandidateModel, metrics: ModelMetrics) -> str:
@@ -117,5 +122,6 @@ class RunReport(Protocol):
 
     def write(self, runs: Sequence[RetrainRun]) -> str:
         """Render `runs` (newest first, as `RunLog.recent` gives them) and store the report,
-        replacing the previous one; returns where it is (a path or an s3:// URI)."""
+        replacing the previous one; returns where it is (a path or an s3:// URI). Raises
+        `DependencyUnavailable` when it cannot be stored."""
         ...

@@ -1,6 +1,7 @@
 """In-memory fakes of the nightly retrain's ports (ports.retrain, ports.model_store), for tests.
 The run log fake passes the same contract as the real run logs (tests/integration/
-test_run_log_contract.py)."""
+test_run_log_contract.py), the model store fake the same as the real stores (tests/integration/
+test_model_store.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from domain.errors import Conflict, DependencyUnavailable, NotFound
-from domain.model import ModelInfo, ModelMetrics, new_model_version
+from domain.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
+from domain.model import ModelInfo, ModelMetrics, model_version_problem, new_model_version
 from domain.nightly_retrain import NightlyRetrain
 from domain.retrain import RetrainPolicy, RetrainRun, RunStatus, Stage
 from tests.fakes import FixedClock, InMemoryLeases
@@ -32,6 +33,10 @@ class InMemoryModelStore:
 
     def put(self, version: str, blob: bytes, info: ModelInfo) -> None:
         self._check()
+        if problem := model_version_problem(version):
+            raise InvalidInput(f"model version {problem}", {"version": problem})
+        if info.version != version:
+            raise ValueError(f"info describes version {info.version!r}, not {version!r}")
         if version in self.infos:
             raise Conflict(f"{version} is stored already")
         self.blobs[version], self.infos[version] = blob, info
@@ -45,10 +50,6 @@ class InMemoryModelStore:
         if version not in self.infos:
             raise NotFound(f"{version} is not stored")
         return self.infos[version]
-
-    def versions(self) -> list[str]:
-        self._check()
-        return sorted(self.infos, key=lambda v: (self.infos[v].trained_at, v))
 
     def publish(self, version: str) -> None:
         self.info(version)

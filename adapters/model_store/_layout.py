@@ -41,7 +41,3 @@ def decode_info(raw: bytes, where: str) -> ModelInfo:
         return model_info_from_json(json.loads(raw))
     except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
         raise DependencyUnavailable(COMPONENT, f"unreadable model info at {where}: {err}") from err
-
-
-def oldest_first(infos: list[ModelInfo]) -> list[str]:
-    return [info.version for info in sorted(infos, key=lambda i: (i.trained_at, i.version))]

@@ -19,7 +19,6 @@ from adapters.model_store._layout import (
     check_new,
     decode_info,
     encode_info,
-    oldest_first,
 )
 from domain.errors import Conflict, DependencyUnavailable, NotFound
 from domain.model import ModelInfo
@@ -60,19 +59,6 @@ class LocalModelStore:
             except FileNotFoundError as err:
                 raise NotFound(f"model version {version!r} is not stored") from err
         return decode_info(raw, str(path))
-
-    def versions(self) -> list[str]:
-        with _translated("listing models"):
-            try:
-                folders = sorted((self.root / VERSIONS).iterdir())
-            except FileNotFoundError:
-                return []
-            infos = [
-                decode_info(path.read_bytes(), str(path))
-                for path in (folder / INFO for folder in folders)
-                if path.is_file()
-            ]
-        return oldest_first(infos)
 
     def publish(self, version: str) -> None:
         self.info(version)

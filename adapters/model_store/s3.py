@@ -27,7 +27,6 @@ from adapters.model_store._layout import (
     check_new,
     decode_info,
     encode_info,
-    oldest_first,
 )
 from domain.errors import Conflict, DependencyUnavailable, NotFound
 from domain.model import ModelInfo
@@ -101,22 +100,6 @@ class S3ModelStore:
             except FileNotFoundError as err:
                 raise NotFound(f"model version {version!r} is not stored") from err
         return decode_info(raw, f"s3://{key}")
-
-    def versions(self) -> list[str]:
-        folder = f"{self._base}/{VERSIONS}"
-        with _translated("listing models"):
-            listing = self._fs().get_file_info(
-                pafs.FileSelector(folder, recursive=True, allow_not_found=True)
-            )
-            keys = [
-                entry.path
-                for entry in listing
-                if entry.type == pafs.FileType.File
-                and entry.path.endswith(f"/{INFO}")
-                and entry.path.count("/") == folder.count("/") + 2  # versions/<v>/info.json
-            ]
-            infos = [decode_info(self._read(key), f"s3://{key}") for key in keys]
-        return oldest_first(infos)
 
     def publish(self, version: str) -> None:
         self.info(version)

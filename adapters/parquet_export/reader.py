@@ -13,7 +13,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pyarrow.lib import ArrowException
 
-from adapters.lightfm.interactions import INTERACTION_TYPES, TrainingInteractions
+from adapters.interaction_columns import INTERACTION_TYPES, TrainingInteractions
 from adapters.parquet_export._layout import (
     COMPONENT,
     EXPORT_SCHEMA,

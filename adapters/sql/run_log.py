@@ -18,13 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from adapters.sql.engine import SQLITE_BEGIN_OPTION
 from adapters.sql.errors import database_errors
 from adapters.sql.tables import retrain_runs
-from domain.retrain import (
-    RetrainRun,
-    RunStatus,
-    Stage,
-    metrics_from_json,
-    metrics_to_json,
-)
+from domain.retrain import RUN_TIMESTAMPS, RetrainRun, RunStatus, run_from_json, run_to_json
 
 _READING = {SQLITE_BEGIN_OPTION: "DEFERRED"}
 
@@ -42,7 +36,7 @@ class SqlRunLog:
                 with self._engine.begin() as connection:
                     if self._update(connection, run.run_id, values):
                         return
-                    connection.execute(insert(retrain_runs).values(run_id=run.run_id, **values))
+                    connection.execute(insert(retrain_runs).values(**values))
             except IntegrityError:
                 with self._engine.begin() as connection:
                     self._update(connection, run.run_id, values)
@@ -73,41 +67,15 @@ class SqlRunLog:
     def _read(self, statement: Any) -> list[RetrainRun]:
         with database_errors(), self._engine.connect().execution_options(**_READING) as connection:
             rows = connection.execute(statement).mappings().all()
-        return [_run(dict(row)) for row in rows]
+        return [run_from_json(dict(row)) for row in rows]
 
 
 def _row(run: RetrainRun) -> dict[str, object]:
-    return {
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "status": run.status.value,
-        "failed_stage": None if run.failed_stage is None else run.failed_stage.value,
-        "rows_exported": run.rows_exported,
-        "rows_trained": run.rows_trained,
-        "model_version": run.model_version,
-        "serving_version": run.serving_version,
-        "candidate_metrics": metrics_to_json(run.candidate_metrics),
-        "serving_metrics": metrics_to_json(run.serving_metrics),
-        "error": run.error,
-        "note": run.note,
-        "recorded_at": datetime.now(UTC),
-    }
-
-
-def _run(row: dict[str, Any]) -> RetrainRun:
-    stage = row["failed_stage"]
-    return RetrainRun(
-        run_id=row["run_id"],
-        started_at=row["started_at"],
-        status=RunStatus(row["status"]),
-        finished_at=row["finished_at"],
-        failed_stage=None if stage is None else Stage(stage),
-        rows_exported=int(row["rows_exported"]),
-        rows_trained=int(row["rows_trained"]),
-        model_version=row["model_version"],
-        serving_version=row["serving_version"],
-        candidate_metrics=metrics_from_json(row["candidate_metrics"]),
-        serving_metrics=metrics_from_json(row["serving_metrics"]),
-        error=row["error"],
-        note=row["note"],
-    )
+    """`run_to_json`'s shape, with datetimes for the timestamp columns (the JSON columns take
+    the metrics objects as they are)."""
+    row = run_to_json(run)
+    for name in RUN_TIMESTAMPS:
+        text = row[name]
+        row[name] = None if text is None else datetime.fromisoformat(str(text))
+    row["recorded_at"] = datetime.now(UTC)
+    return row

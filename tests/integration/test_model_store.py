@@ -1,4 +1,5 @@
-"""One contract for every ModelStore: a local folder, and S3 on a real moto server.
+"""One contract for every ModelStore: a local folder, S3 on a real moto server, and the
+in-memory fake the retrain's unit tests use (`tests.fakes_retrain.InMemoryModelStore`).
 
 The S3 store runs against `moto_server` (moto's standalone S3 server, started as a
 subprocess on 127.0.0.1 and a free port by tests.servers.MotoS3Server, stopped afterwards).
@@ -20,6 +21,7 @@ from adapters.model_store import LocalModelStore, S3ModelStore, model_store_from
 from domain.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
 from domain.model import ModelInfo, ModelMetrics
 from ports.model_store import ModelStore
+from tests.fakes_retrain import InMemoryModelStore
 from tests.servers import MotoS3Server, RecordProperty, free_port, running_moto
 
 pytestmark = pytest.mark.integration
@@ -65,6 +67,18 @@ def local_store(tmp_path: Path) -> StoreUnderTest:
     return StoreUnderTest(LocalModelStore(root), write_raw)
 
 
+def memory_store() -> StoreUnderTest:
+    store = InMemoryModelStore()
+
+    def write_raw(relative: str, data: bytes) -> None:
+        # Only an artifact without its info is ever written raw; the fake keeps blobs by version.
+        folder, version, name = relative.split("/")
+        assert (folder, name) == ("versions", "artifact.bin"), relative
+        store.blobs[version] = data
+
+    return StoreUnderTest(store, write_raw)
+
+
 def s3_store(moto: MotoS3Server, record_property: RecordProperty) -> StoreUnderTest:
     prefix = f"{BUCKET}/run-{uuid.uuid4().hex[:8]}"
     address = moto.endpoint.removeprefix("http://")
@@ -97,17 +111,20 @@ def s3_at(uri: str, endpoint: str, max_attempts: int = 3) -> S3ModelStore:
     )
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "memory"])
 def subject(
     request: pytest.FixtureRequest, tmp_path: Path, record_property: RecordProperty
 ) -> StoreUnderTest:
     if request.param == "local":
         return local_store(tmp_path)
+    if request.param == "memory":
+        return memory_store()
     return s3_store(request.getfixturevalue("moto"), record_property)
 
 
-def test_an_empty_store_has_no_versions_and_nothing_published(subject: StoreUnderTest) -> None:
-    assert subject.store.versions() == []
+def test_an_empty_store_has_nothing_stored_and_nothing_published(subject: StoreUnderTest) -> None:
+    with pytest.raises(NotFound):
+        subject.store.info("20261120T020000Z-aaaaaa")
     assert subject.store.published() is None
 
 
@@ -119,15 +136,13 @@ def test_a_stored_artifact_reads_back_byte_for_byte_with_its_info(
     subject.store.put(info.version, blob, info)
     assert subject.store.get(info.version) == blob
     assert subject.store.info(info.version) == info
-    assert subject.store.versions() == [info.version]
 
 
-def test_versions_list_oldest_training_first_whatever_their_names(
-    subject: StoreUnderTest,
-) -> None:
+def test_versions_are_kept_apart(subject: StoreUnderTest) -> None:
     for name, age_days in (("b", 2), ("c", 0), ("a", 1)):
         subject.store.put(name, name.encode(), make_info(name, T0 - timedelta(days=age_days)))
-    assert subject.store.versions() == ["b", "a", "c"]
+    assert [subject.store.get(name) for name in ("a", "b", "c")] == [b"a", b"b", b"c"]
+    assert subject.store.info("b").trained_at == T0 - timedelta(days=2)
 
 
 def test_unknown_versions_are_not_found(subject: StoreUnderTest) -> None:
@@ -155,7 +170,9 @@ def test_put_refuses_an_unsafe_name_or_an_info_of_another_version(
         subject.store.put("../escape", b"x", make_info("v1"))
     with pytest.raises(ValueError, match="describes version"):
         subject.store.put("v2", b"x", make_info("v1"))
-    assert subject.store.versions() == []
+    for version in ("v1", "v2"):
+        with pytest.raises(NotFound):
+            subject.store.info(version)
 
 
 def test_the_published_pointer_moves_only_on_publish(subject: StoreUnderTest) -> None:
@@ -174,7 +191,8 @@ def test_the_published_pointer_moves_only_on_publish(subject: StoreUnderTest) ->
 def test_an_artifact_without_its_info_is_invisible(subject: StoreUnderTest) -> None:
     # What a put interrupted between its two writes leaves behind.
     subject.write_raw("versions/half/artifact.bin", b"partial")
-    assert subject.store.versions() == []
+    with pytest.raises(NotFound):
+        subject.store.info("half")
     with pytest.raises(NotFound):
         subject.store.get("half")
     with pytest.raises(NotFound):
@@ -185,8 +203,8 @@ def test_an_unreachable_s3_endpoint_is_a_dependency_failure() -> None:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     store = s3_at(f"s3://{BUCKET}/x", dead, max_attempts=1)
     operations: list[Callable[[], object]] = [
-        store.versions,
         store.published,
+        lambda: store.info("v1"),
         lambda: store.get("v1"),
         lambda: store.publish("v1"),
         lambda: store.put("v1", b"x", make_info("v1")),

@@ -27,7 +27,7 @@ import pytest
 import sqlalchemy as sa
 
 import adapters.parquet_export.exporter as exporter_module
-from adapters.lightfm.interactions import TrainingInteractions
+from adapters.interaction_columns import TrainingInteractions
 from adapters.parquet_export import (
     EXPORT_SCHEMA,
     PARTITIONING,

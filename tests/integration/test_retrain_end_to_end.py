@@ -127,7 +127,9 @@ def test_an_empty_window_fails_the_read_and_publishes_nothing(
 
     assert (run.status, run.failed_stage) == (RunStatus.FAILED, Stage.READ)
     assert run.error is not None and "empty training window" in run.error
-    assert LocalModelStore(tmp_path / "models").versions() == []
+    assert run.model_version is None
+    assert LocalModelStore(tmp_path / "models").published() is None
+    assert stored_versions(tmp_path) == []
     assert logged(settings)[run.run_id] == run
 
 
@@ -143,7 +145,8 @@ def test_a_model_service_down_at_publish_publishes_nothing_and_the_next_run_does
     assert failed.error is not None and "model_service unavailable" in failed.error
     store = LocalModelStore(tmp_path / "models")
     assert store.published() is None
-    assert store.versions() == [failed.model_version]  # stored, never published
+    assert store.info(str(failed.model_version)).metrics == failed.candidate_metrics
+    assert stored_versions(tmp_path) == [failed.model_version]  # stored, never published
 
     recovered = retrain_now(replace(down, lightfm_target=model_server.target))
 
@@ -205,3 +208,8 @@ def _wait_for(probe: Callable[[], RetrainRun | None], timeout_s: float) -> Retra
             return found
         time.sleep(0.05)
     raise AssertionError(f"nothing after {timeout_s} s")
+
+
+def stored_versions(tmp_path: Path) -> list[str]:
+    """The versions the local model store holds a complete artifact of (its info file)."""
+    return sorted(info.parent.name for info in (tmp_path / "models").glob("versions/*/info.json"))

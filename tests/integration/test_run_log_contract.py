@@ -18,6 +18,7 @@ from adapters.snowflake_run_log import SnowflakeRunLog
 from adapters.sql.engine import make_engine
 from adapters.sql.migrations import upgrade_database
 from adapters.sql.run_log import SqlRunLog
+from domain.errors import DependencyUnavailable
 from domain.model import ModelMetrics
 from domain.retrain import RetrainRun, RunStatus, Stage
 from ports.retrain import RunLog
@@ -148,3 +149,16 @@ def test_text_is_stored_verbatim(run_log: RunLog) -> None:
 
     assert run_log.recent(1)[0].note == HOSTILE
     assert run_log.recent(1)[0].error == HOSTILE
+
+
+def test_a_spool_that_cannot_be_written_is_a_dependency_failure(tmp_path: Path) -> None:
+    (tmp_path / "not-a-folder").write_text("")
+    inner = InMemoryRunLog()
+    inner.unavailable = True
+    spooled = SpooledRunLog(inner, tmp_path / "not-a-folder" / "spool.jsonl")
+
+    with pytest.raises(DependencyUnavailable) as caught:
+        spooled.record(a_run())
+
+    assert caught.value.component == "run_log_spool"
+    assert isinstance(caught.value.__cause__, OSError)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from domain.feed import VideoActivity
-from domain.trending import compute_trending
+from domain.interactions import InteractionType
+from domain.model import SIGNAL_WEIGHTS
+from domain.trending import TYPE_WEIGHT, compute_trending
 from tests.fakes_feed import ScriptedActivity
 
 pytestmark = pytest.mark.unit
@@ -59,3 +63,30 @@ def test_videos_people_hide_drop_out() -> None:
 
 def test_activity_outside_the_window_is_ignored() -> None:
     assert order([(timedelta(hours=97), VideoActivity("ancient", "share", 100, 0))]) == []
+
+
+def test_the_type_weights_are_keyed_by_the_interaction_type_and_cover_every_type() -> None:
+    assert set(TYPE_WEIGHT) == set(InteractionType)
+    assert all(isinstance(kind, InteractionType) for kind in TYPE_WEIGHT)
+    assert set(TYPE_WEIGHT) == set(SIGNAL_WEIGHTS)  # both tables keyed the same way
+    # A StrEnum member hashes equal to its value: lookups by the stored string still work.
+    by_name: Mapping[Any, float] = TYPE_WEIGHT
+    assert by_name["share"] == TYPE_WEIGHT[InteractionType.SHARE] == 5.0
+    assert dict(TYPE_WEIGHT) == {
+        "view": 1.0,
+        "like": 3.0,
+        "comment": 3.0,
+        "share": 5.0,
+        "complete": 2.0,
+        "skip": -0.5,
+        "hide": -2.0,
+    }
+
+
+def test_an_interaction_type_this_build_does_not_know_weighs_nothing() -> None:
+    assert order(
+        [
+            (timedelta(hours=2), VideoActivity("liked", "like", 1, 0)),
+            (timedelta(hours=2), VideoActivity("odd", "superlike", 100, 0)),
+        ]
+    ) == ["liked"]
