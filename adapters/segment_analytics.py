@@ -110,6 +110,7 @@ class SegmentAnalytics:
                     "fallback_reason": (
                         event.fallback_reason.value if event.fallback_reason else None
                     ),
+                    "personalization": event.personalization.value,
                 },
                 timestamp=event.served_at,
             )

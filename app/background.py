@@ -20,6 +20,11 @@ class PeriodicTask:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def run_once(self) -> None:
+        """Run the action now, in the caller's thread (start-up warm-up, tests); raises what
+        it raises."""
+        self._action()
+
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)

@@ -181,7 +181,7 @@ class PoolBuilder:
                 candidates,
                 self._exploration.current().items,
                 self._policy.exploration_share,
-                {*state.seen, *state.recently_served},
+                set(state.exclusions),
             )
         return Pool(
             ranking.algorithm,

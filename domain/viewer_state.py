@@ -61,19 +61,19 @@ class ServedVideo:
 
 @dataclass(frozen=True)
 class ViewerState:
-    """`seen`: never to be served again; `recently_served`: most recent first, none of them
-    seen; `fresh_positives`: newest first. `known` is False when the history could not be read
+    """`seen`: never to be served again; `recently_served`: when each video was last served,
+    most recent first, none of them seen; `fresh_positives`: newest first. `known` is False when the history could not be read
     (the feed then serves without it: staler, never failing)."""
 
     seen: frozenset[str] = frozenset()
-    recently_served: tuple[str, ...] = ()
+    recently_served: tuple[ServedVideo, ...] = ()
     fresh_positives: tuple[FreshPositive, ...] = ()
     known: bool = True
 
     @property
     def exclusions(self) -> tuple[str, ...]:
         """What a source must not return for a new session's pool: seen, then served lately."""
-        return (*sorted(self.seen), *self.recently_served)
+        return (*sorted(self.seen), *(served.video_id for served in self.recently_served))
 
 
 UNKNOWN = ViewerState(known=False)
@@ -111,8 +111,9 @@ def viewer_state(
         if item.served_at >= served_since and item.video_id not in seen:
             previous = last_served.get(item.video_id, item.served_at)
             last_served[item.video_id] = max(item.served_at, previous)
-    recently = sorted(last_served, key=lambda video: (last_served[video], video), reverse=True)
-    return ViewerState(seen, tuple(recently[: policy.max_served]), positives)
+    recently = sorted(last_served.items(), key=lambda pair: pair[1], reverse=True)
+    served_lately = tuple(ServedVideo(video, at) for video, at in recently[: policy.max_served])
+    return ViewerState(seen, served_lately, positives)
 
 
 def rotate(
@@ -120,9 +121,10 @@ def rotate(
 ) -> tuple[ScoredVideo, ...]:
     """A new session's pool of at most `size`: `ranked` (best first) without seen videos, the
     ones not served lately first in their order, then the recently served ones, least recently
-    served first. Scores stay non-increasing: a returning video is scored no higher than the
-    item before it. A video listed twice counts once, at its first place."""
-    served_order = {video: index for index, video in enumerate(state.recently_served)}
+    served first (videos served at the same moment in `ranked`'s order). Scores stay
+    non-increasing: a returning video is scored no higher than the item before it. A video
+    listed twice counts once, at its first place."""
+    served_at = {served.video_id: served.served_at for served in state.recently_served}
     fresh: list[ScoredVideo] = []
     placed: set[str] = set()
     returning: dict[str, ScoredVideo] = {}
@@ -130,13 +132,13 @@ def rotate(
         if item.video_id in state.seen or item.video_id in placed:
             continue
         placed.add(item.video_id)
-        if item.video_id in served_order:
+        if item.video_id in served_at:
             returning[item.video_id] = item
         else:
             fresh.append(item)
     pool = fresh[:size]
     floor = pool[-1].score if pool else None
-    for video in sorted(returning, key=lambda v: served_order[v], reverse=True):
+    for video in sorted(returning, key=lambda v: served_at[v]):
         if len(pool) >= size:
             break
         item = returning[video]

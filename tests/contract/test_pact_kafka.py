@@ -28,6 +28,7 @@ from pact.types import Message
 
 from adapters.kafka.producer import KafkaEventBus
 from app.settings import Settings
+from domain.feed import Algorithm
 from domain.interactions import InteractionEvent, InteractionType, published_form
 from domain.outbox import OutboxMessage, PendingMessage
 from tests.contract.pact_support import (
@@ -47,6 +48,8 @@ PROVIDER = "feed-events"
 PACT_FILE = PACTS_DIR / f"{CONSUMER}-{PROVIDER}.json"
 SCHEMA = json.loads((CONTRACTS / "feed.interactions.v1.schema.json").read_text(encoding="utf-8"))
 TOPIC = "feed.interactions.v1"
+#: Every recommendation source's name, from the one enum.
+ALGORITHM_PATTERN = "^(" + "|".join(algorithm.value for algorithm in Algorithm) + ")$"
 CONFIGURED_TOPIC = next(f.default for f in fields(Settings) if f.name == "kafka_topic")
 DESCRIPTION = "an accepted interaction event"
 STATE = "a viewer's interaction from a feed session was accepted"
@@ -69,7 +72,7 @@ def build_pact() -> Pact:
                 "watchTime": match.int(12_000, min=0, max=86_400_000),
                 "timestamp": match.regex("2026-11-24T06:55:00.123000Z", regex=RFC3339_UTC),
                 "feedSessionId": match.str("s-1"),
-                "algorithm": match.regex("lightfm", regex=r"^(lightfm|trending)$"),
+                "algorithm": match.regex("lightfm", regex=ALGORITHM_PATTERN),
             },
             content_type="application/json",
         )

@@ -2,87 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from app.bootstrap import Overrides, build_web
-from app.settings import Settings
 from domain.auth import Principal
 from domain.errors import Conflict, DependencyUnavailable, Forbidden, InvalidInput
 from domain.experiments import Experiment, Variant
-from domain.feed import Algorithm, FallbackReason, VideoActivity
+from domain.feed import Algorithm, FallbackReason
 from domain.feed_service import FeedRequest
-from tests.fakes import FixedClock, InMemoryUnitOfWorkFactory
-from tests.fakes_feed import FakeRecommender, RecordingAnalytics, RecordingMetrics, ScriptedActivity
-from tests.fakes_viewer import FakeCatalogue, InMemoryViewerHistory
+from tests.feed_harness import VIEWER, Harness
 
 pytestmark = pytest.mark.unit
-
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-VIEWER = Principal("u1")
-
-
-class Harness:
-    """The web process's feed, built by the composition root with fakes as overrides."""
-
-    def __init__(
-        self,
-        experiment: Experiment | None = None,
-        pool_size: int = 50,
-        load_trending: bool = True,
-        exploration: float = 0.0,
-    ) -> None:
-        self.database = InMemoryUnitOfWorkFactory()
-        self.recommender = FakeRecommender()
-        self.catalogue = FakeCatalogue(set(self.recommender.catalogue))
-        activity = ScriptedActivity(
-            [
-                (NOW - timedelta(minutes=30), VideoActivity(f"t{i:02d}", "like", 100 - i, 0))
-                for i in range(80)
-            ]
-        )
-        self.analytics = RecordingAnalytics()
-        self.metrics = RecordingMetrics()
-        self.clock = FixedClock(NOW)
-        history = InMemoryViewerHistory(self.database)
-        settings = Settings(
-            jwt_secret="k" * 40,
-            feed_pool_size=pool_size,
-            feed_experiment=experiment_json(experiment),
-            feed_exploration=exploration,
-        )
-        composition = build_web(
-            settings,
-            Overrides(
-                clock=self.clock,
-                unit_of_work=self.database,
-                activity=activity,
-                recommender=self.recommender,
-                catalogue=self.catalogue,
-                viewer_history=history,
-                engagement=history,
-                analytics=self.analytics,
-                metrics=self.metrics,
-                health_checks=[],
-            ),
-        )
-        self.service = composition.dependencies.feed
-        self.trending = composition.dependencies.trending
-        if load_trending:
-            self.trending.refresh(NOW)
-
-
-def experiment_json(experiment: Experiment | None) -> str:
-    if experiment is None:
-        return ""
-    variants = [
-        {"id": v.id, "weight": v.weight, "algorithm": v.algorithm.value if v.algorithm else None}
-        for v in experiment.variants
-    ]
-    return json.dumps({"name": experiment.name, "variants": variants})
-
 
 @pytest.fixture
 def feed() -> Harness:
