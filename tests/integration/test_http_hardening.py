@@ -173,7 +173,9 @@ def test_a_chunked_body_over_the_limit_is_413_though_its_first_part_is_valid_jso
     body = an_event_body(padding=times_the_limit * LIMIT)
     assert json.loads(body[:LIMIT])  # the cut that used to be stored
     pieces = [body[start : start + 4096] for start in range(0, len(body), 4096)]
-    answer = web.send(post_interactions(web.token(), "Transfer-Encoding: chunked", chunked(*pieces)))
+    answer = web.send(
+        post_interactions(web.token(), "Transfer-Encoding: chunked", chunked(*pieces))
+    )
     assert_documented_json_error(answer, 413, "/feed/interactions", "post")
     assert web.stored_interactions() == before
 
@@ -182,7 +184,9 @@ def test_bodies_of_exactly_the_limit_are_accepted_in_either_framing(web: Web) ->
     event = an_event_body()
     body = an_event_body(padding=LIMIT - len(event))
     assert len(body) == LIMIT
-    as_chunks = web.send(post_interactions(web.token(), "Transfer-Encoding: chunked", chunked(body)))
+    as_chunks = web.send(
+        post_interactions(web.token(), "Transfer-Encoding: chunked", chunked(body))
+    )
     with_length = web.send(post_interactions(web.token(), f"Content-Length: {LIMIT}", body))
     assert (as_chunks.status, with_length.status) == (202, 202), (as_chunks.body, with_length.body)
     too_long = web.send(post_interactions(web.token(), f"Content-Length: {LIMIT + 1}", body + b" "))
