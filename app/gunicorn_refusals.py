@@ -31,7 +31,7 @@ REFUSALS: dict[int, tuple[str, str]] = {
         f"{HEADER_FIELDS_MAX} headers",
     ),
     500: ("internal", "the service failed to handle this request"),
-    501: ("not_implemented", "the only Transfer-Encoding understood is chunked"),
+    501: ("not_implemented", "the Transfer-Encoding is not one this server understands"),
 }
 
 

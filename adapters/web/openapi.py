@@ -29,7 +29,7 @@ ERROR_MEANINGS = {
     415: "Body is not application/json",
     429: "Too many requests; see Retry-After",
     431: f"A header over {HEADER_FIELD_MAX_BYTES} bytes, or over {HEADER_FIELDS_MAX} headers",
-    501: "A Transfer-Encoding other than chunked",
+    501: "A Transfer-Encoding the server does not understand",
     503: "A dependency is down; see Retry-After",
 }
 #: The HTTP server's own refusals, possible on every operation.
