@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from adapters.web.wire_formats import (
+    HEADER_FIELD_MAX_BYTES,
+    HEADER_FIELDS_MAX,
+    REQUEST_LINE_MAX_BYTES,
+)
+from app import gunicorn_refusals
 from app.logs import gunicorn_logconfig
 from app.settings import Settings
 
@@ -18,3 +26,12 @@ keepalive = 5
 accesslog = None  # the app logs each request as a JSON line
 loglevel = _settings.log_level.lower()
 logconfig_dict = gunicorn_logconfig(_settings.log_level)
+# The API documents these limits (414, 431); the longest request it allows fits them.
+limit_request_line = REQUEST_LINE_MAX_BYTES
+limit_request_field_size = HEADER_FIELD_MAX_BYTES
+limit_request_fields = HEADER_FIELDS_MAX
+
+
+def post_worker_init(worker: Any) -> None:
+    """gunicorn's own refusals as the API's JSON errors; no `Server` header."""
+    gunicorn_refusals.install()

@@ -11,12 +11,27 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from domain.errors import InvalidInput
+from domain.interactions import MAX_ID_LENGTH
 
 _SIGNATURE_BYTES = 16  # 128 bits: forgery is out of reach, cursors stay short
+#: Unpadded base64url: the only spelling `encode` produces, so the only one `decode` accepts.
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _b64_length(size: int) -> int:
+    return -(-size * 4 // 3)  # unpadded base64 of `size` bytes
+
+
+#: The longest cursor `encode` can produce: two ids of MAX_ID_LENGTH characters, each at worst a
+#: 12-byte JSON escape (a character outside the BMP is two `\uXXXX`), and the rest of the JSON.
+MAX_CURSOR_LENGTH = _b64_length(2 * MAX_ID_LENGTH * 12 + 64) + 1 + _b64_length(_SIGNATURE_BYTES)
+#: What a cursor looks like on the wire (all of it unreserved in a URL: never percent-encoded).
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,11 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    if not text or len(text) > 1024:
-        raise ValueError("empty or oversized cursor part")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict: padding, characters outside the alphabet and non-canonical spellings (spare low
+    bits in the last character) are refused, so one cursor has exactly one spelling."""
+    if len(text) > MAX_CURSOR_LENGTH or not _BASE64URL.fullmatch(text):
+        raise ValueError("empty, oversized or not unpadded base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not the canonical base64url of its bytes")
+    return data

@@ -9,6 +9,7 @@ import uuid
 from importlib.metadata import PackageNotFoundError, version
 
 from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import MethodNotAllowed
 
 from adapters.web import feed, health, interactions
 from adapters.web.dependencies import EXTENSION_KEY, WebDependencies
@@ -38,6 +39,9 @@ def build_flask_app(deps: WebDependencies) -> Flask:
     apply_rate_limits(app, deps)
     register_error_handlers(app)
     document = openapi_document(OPERATIONS, _package_version())
+    # A personal GET ranks, records or verifies on every call: a HEAD would do all of it for a
+    # response nobody reads, so it is refused (405) rather than answered.
+    no_head = frozenset(op.path for op in OPERATIONS if op.method == "GET" and op.secured)
 
     @app.get("/openapi.json")
     def openapi() -> Response:
@@ -49,10 +53,18 @@ def build_flask_app(deps: WebDependencies) -> Flask:
         offered = request.headers.get("X-Request-Id", "")
         g.request_id = offered if REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
 
+    @app.before_request
+    def refuse_head_of_personal_gets() -> None:
+        if request.method == "HEAD" and request.url_rule and request.url_rule.rule in no_head:
+            raise MethodNotAllowed(["GET"], "HEAD is not served here: use GET")
+
     @app.after_request
     def access_log(response: Response) -> Response:
         elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
         response.headers["X-Request-Id"] = g.get("request_id", "")
+        # Feeds and errors are personal: no shared cache keeps them; no browser sniffs a type.
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers["X-Content-Type-Options"] = "nosniff"
         # Never log headers or bodies: they carry tokens and viewers' data.
         deps.metrics.timing(
             "feed.request.latency_ms",

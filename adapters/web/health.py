@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Literal
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
+from adapters.web.auth import authenticated_principal
 from adapters.web.dependencies import dependencies
 from adapters.web.openapi import Operation
 from adapters.web.schemas import ComponentStatus, Liveness, Readiness
+from domain.errors import Unauthenticated
 from ports.health import ComponentHealth
 
 log = logging.getLogger(__name__)
@@ -20,7 +23,8 @@ OPERATIONS = (
     Operation(
         "GET",
         "/readyz",
-        "Readiness of every dependency; 503 when a critical one is down",
+        "Readiness; 503 when a critical dependency is down. `components` (each dependency's"
+        " state and probe detail) only for a `feed:service` token or a loopback caller",
         {200: Readiness, 503: Readiness},
         secured=False,
     ),
@@ -51,8 +55,26 @@ def readyz() -> Response:
         status = "degraded"
     else:
         status = "ready"
-    response = jsonify(Readiness(status=status, components=components).model_dump())
+    shown = components if _operator_asks() else None
+    response = jsonify(Readiness(status=status, components=shown).model_dump(exclude_none=True))
     if status == "unready":
         response.status_code = 503
         response.headers["Retry-After"] = "5"
     return response
+
+
+def _operator_asks() -> bool:
+    """Probe details name hosts and errors: for an operator (a `feed:service` token, or a caller
+    on this host's loopback; a unix-socket peer has no address and is not trusted), not for
+    anyone who can reach the port. A bad token here is just an anonymous caller, never a 401."""
+    try:
+        if ipaddress.ip_address(request.remote_addr or "").is_loopback:
+            return True
+    except ValueError:
+        pass
+    if "Authorization" not in request.headers:
+        return False
+    try:
+        return authenticated_principal().is_service
+    except Unauthenticated:
+        return False

@@ -10,20 +10,36 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from adapters.web.schemas import ErrorBody
+from adapters.web.wire_formats import (
+    HEADER_FIELD_MAX_BYTES,
+    HEADER_FIELDS_MAX,
+    REQUEST_LINE_MAX_BYTES,
+)
 
 REF = "#/components/schemas/{model}"
 
 ERROR_MEANINGS = {
-    400: "Invalid input; `error.fields` names each bad field",
+    400: "Invalid input (`error.fields` names each bad field), or malformed HTTP",
     401: "Missing, expired or invalid bearer token",
     403: "The token may not act for this user",
     404: "Not found",
     409: "Conflicts with what is stored",
     413: "Body too large",
+    414: f"Request line over {REQUEST_LINE_MAX_BYTES} bytes",
     415: "Body is not application/json",
     429: "Too many requests; see Retry-After",
+    431: f"A header over {HEADER_FIELD_MAX_BYTES} bytes, or over {HEADER_FIELDS_MAX} headers",
+    501: "A Transfer-Encoding the server does not understand",
     503: "A dependency is down; see Retry-After",
 }
+#: The HTTP server's own refusals, possible on every operation.
+HTTP_REFUSALS = (400, 414, 431, 501)
+DESCRIPTION = (
+    'Errors are `{"error": {"code", "message", "fields"?}}`, the HTTP server\'s own refusals'
+    " (400, 414, 431, 501) included. A method a path does not list is 405 with `Allow`; HEAD"
+    " is 405 on a personal GET, which would do the work of a GET for nothing. Every response"
+    " is `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`."
+)
 
 RETRY_AFTER_STATUSES = (429, 503)
 RETRY_AFTER = {
@@ -64,7 +80,7 @@ def openapi_document(operations: Sequence[Operation], version: str) -> dict[str,
         "info": {
             "title": "feedrec: personalised video feed",
             "version": version,
-            "description": 'Errors are `{"error": {"code", "message", "fields"?}}`.',
+            "description": DESCRIPTION,
         },
         "paths": paths,
         "components": {
@@ -87,7 +103,7 @@ def _operation(operation: Operation) -> dict[str, Any]:
         if model is not None:
             entry["content"] = {"application/json": {"schema": _ref(model)}}
         responses[str(status)] = entry
-    errors = set(operation.errors) | ({401, 429} if operation.secured else set())
+    errors = {*operation.errors, *HTTP_REFUSALS, *((401, 429) if operation.secured else ())}
     for status in sorted(errors):
         responses[str(status)] = {
             "description": ERROR_MEANINGS.get(status, "Error"),

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from adapters.web.wire_formats import DECIMAL_SPELLING, RFC3339_SPELLING, CursorText
 from domain.feed import Algorithm, FallbackReason, ItemSource, Personalization
 from domain.feed_service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from domain.interactions import MAX_BATCH_SIZE, MAX_ID_LENGTH, MAX_WATCH_TIME_MS, InteractionType
@@ -38,7 +39,9 @@ class InteractionIn(ApiModel):
     watchTime: Annotated[StrictInt, Field(ge=0, le=MAX_WATCH_TIME_MS)] = Field(  # noqa: N815
         description="How long the video was watched, in integer milliseconds."
     )
-    timestamp: AwareDatetime = Field(description="When it happened: RFC 3339 with a UTC offset.")
+    timestamp: Annotated[AwareDatetime, RFC3339_SPELLING] = Field(
+        description="When it happened: RFC 3339 with a UTC offset."
+    )
     feedSessionId: Identifier | None = None  # noqa: N815
     algorithm: Algorithm | None = Field(
         default=None, description="The source that ranked the session the video was served in."
@@ -77,7 +80,7 @@ class ComponentStatus(ApiModel):
 
 class Readiness(ApiModel):
     status: Literal["ready", "degraded", "unready"]
-    components: dict[str, ComponentStatus]
+    components: dict[str, ComponentStatus] | None = None  # operators only (see health.py)
 
 
 class FeedQuery(BaseModel):
@@ -86,10 +89,10 @@ class FeedQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     userId: Identifier = Field(description="The viewer whose feed this is.")  # noqa: N815
-    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = Field(
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), DECIMAL_SPELLING] = Field(
         default=DEFAULT_PAGE_SIZE, description="Items on this page."
     )
-    cursor: Annotated[StrictStr, Field(min_length=1, max_length=2048)] | None = Field(
+    cursor: CursorText | None = Field(
         default=None, description="`nextCursor` of the previous page; absent for a first page."
     )
     feedSessionId: Identifier | None = Field(  # noqa: N815
