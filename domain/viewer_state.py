@@ -62,8 +62,9 @@ class ServedVideo:
 @dataclass(frozen=True)
 class ViewerState:
     """`seen`: never to be served again; `recently_served`: when each video was last served,
-    most recent first, none of them seen; `fresh_positives`: newest first. `known` is False when the history could not be read
-    (the feed then serves without it: staler, never failing)."""
+    most recent first, none of them seen; `fresh_positives`: newest first. `known` is False
+    when the history could not be read (the feed then serves without it: staler, never
+    failing)."""
 
     seen: frozenset[str] = frozenset()
     recently_served: tuple[ServedVideo, ...] = ()
