@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain.feed import VideoActivity
-from domain.trending import compute_trending
+from domain.trending import ViewerActivity, compute_trending
 from tests.fakes_feed import ScriptedActivity
 
 pytestmark = pytest.mark.unit
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.unit
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-def order(rows: list[tuple[timedelta, VideoActivity]]) -> list[str]:
+def order(rows: list[tuple[timedelta, VideoActivity | ViewerActivity]]) -> list[str]:
     reader = ScriptedActivity([(NOW - age, activity) for age, activity in rows])
     return [item.video_id for item in compute_trending(reader, NOW, size=10).items]
 
@@ -59,3 +59,13 @@ def test_videos_people_hide_drop_out() -> None:
 
 def test_activity_outside_the_window_is_ignored() -> None:
     assert order([(timedelta(hours=97), VideoActivity("ancient", "share", 100, 0))]) == []
+
+
+def test_one_viewer_cannot_outweigh_a_handful_of_distinct_viewers() -> None:
+    # 500 shares from one account for a made-up video, against two people's likes
+    assert order(
+        [
+            (timedelta(minutes=10), ViewerActivity("bot", "made-up", "share", 500, 0)),
+            (timedelta(minutes=10), VideoActivity("liked", "like", 2, 0)),
+        ]
+    ) == ["liked", "made-up"]
