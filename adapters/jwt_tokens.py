@@ -3,7 +3,9 @@ CLI hands out (`feedrec token`) and the tests use.
 
 HS256 with the shared secret is always accepted; RS256 too when a public key is configured.
 The algorithm list is fixed here, never taken from the token, so `alg: none` and algorithm
-confusion (an RS256 public key used as an HS256 secret) are refused.
+confusion (an RS256 public key used as an HS256 secret) are refused. With `max_lifetime_s`,
+a viewer token must carry `iat` and live at most that long (`exp - iat`); with `issuer`, its
+`iss` must be that issuer.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class JwtTokens:
         audience: str,
         leeway_s: int = 30,
         public_key_pem: str | None = None,
+        *,
+        max_lifetime_s: int | None = None,
+        issuer: str = "",
     ) -> None:
         if len(secret) < 32:
             raise ValueError("the HS256 secret must be at least 32 characters")
@@ -39,6 +44,8 @@ class JwtTokens:
         self._audience = audience
         self._leeway_s = leeway_s
         self._public_key = public_key_pem
+        self._max_lifetime_s = max_lifetime_s
+        self._issuer = issuer
         # token -> (principal, its exp): a token verified once is the same token until it
         # expires, so its signature is not checked again (a tenth of a feed page's CPU).
         self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
@@ -72,13 +79,17 @@ class JwtTokens:
                 key = self._public_key
             else:
                 raise Unauthenticated(f"tokens signed with {algorithm!r} are not accepted")
+            required = ["exp", "sub", "aud"]
+            required += ["iat"] if self._max_lifetime_s is not None else []
+            required += ["iss"] if self._issuer else []
             claims = jwt.decode(
                 token,
                 key,
                 algorithms=[algorithm],
                 audience=self._audience,
+                issuer=self._issuer or None,
                 leeway=self._leeway_s,
-                options={"require": ["exp", "sub", "aud"]},
+                options={"require": required},
             )
         except jwt.ExpiredSignatureError as err:
             raise Unauthenticated("the token has expired") from err
@@ -89,14 +100,23 @@ class JwtTokens:
             raise Unauthenticated("the token's subject is not a valid user id")
         scope = claims.get("scope", "")
         scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
-        return Principal(subject=subject, scopes=scopes), float(claims["exp"])
+        principal = Principal(subject=subject, scopes=scopes)
+        # Service tokens are minted for back-end callers by their operators; a viewer token
+        # lives on a device, so how long a leaked one stays usable is bounded.
+        if self._max_lifetime_s is not None and not principal.is_service:
+            lifetime = float(claims["exp"]) - float(claims["iat"])
+            if lifetime > self._max_lifetime_s:
+                raise Unauthenticated(
+                    f"a viewer token may live at most {self._max_lifetime_s} seconds"
+                )
+        return principal, float(claims["exp"])
 
     def issue(self, subject: str, scopes: Iterable[str] = (), ttl_s: int = 3600) -> str:
         now = datetime.now(UTC)
         claims: dict[str, object] = {
             "sub": subject,
             "aud": self._audience,
-            "iss": ISSUER,
+            "iss": self._issuer or ISSUER,
             "iat": now,
             "exp": now + timedelta(seconds=ttl_s),
         }

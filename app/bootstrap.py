@@ -90,6 +90,8 @@ def token_codec(settings: Settings) -> JwtTokens:
         audience=settings.jwt_audience,
         leeway_s=settings.jwt_leeway_s,
         public_key_pem=public_key(settings),
+        max_lifetime_s=settings.jwt_max_lifetime_s,
+        issuer=settings.jwt_issuer,
     )
 
 

@@ -183,6 +183,12 @@ class Settings:
     #: LIGHTFM_BREAKER_COOLDOWN_S: seconds the open breaker rejects calls before one probe.
     lightfm_breaker_cooldown_s: float = 5.0
 
+    # --- token lifetime and issuer (docs/security.md, "Abuse and identity") ----------------
+    #: JWT_MAX_LIFETIME_S: the longest a viewer token may live (`exp - iat`, which it must carry).
+    jwt_max_lifetime_s: int = 604_800
+    #: JWT_ISSUER: the `iss` every token must carry; empty: not checked.
+    jwt_issuer: str = ""
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -294,4 +300,6 @@ ENV_NAMES: dict[str, str] = {
     "lightfm_deadline_ms": "LIGHTFM_DEADLINE_MS",
     "lightfm_breaker_failures": "LIGHTFM_BREAKER_FAILURES",
     "lightfm_breaker_cooldown_s": "LIGHTFM_BREAKER_COOLDOWN_S",
+    "jwt_max_lifetime_s": "JWT_MAX_LIFETIME_S",
+    "jwt_issuer": "JWT_ISSUER",
 }

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from domain.auth import Principal, ensure_may_act_for
@@ -88,47 +90,115 @@ class InteractionIngestion:
     def _store(self, events: list[InteractionEvent]) -> int:
         now = self._clock.now()
         with self._unit_of_work() as uow:
-            scores = self._served_scores(uow, events)
-            inserted = uow.interactions.add_new(
-                [
-                    StoredInteraction(
-                        event, now, scores.get((event.feed_session_id, event.video_id))
-                    )
-                    for event in events
-                ]
+            stored = _attributed(uow, events, now)
+            inserted = uow.interactions.add_new(stored)
+            # Those not inserted were stored before: the viewer's own event again is a retry
+            # (accepted); the viewer's own id reused for something else is a Conflict (leaving
+            # the unit of work without commit stores nothing of this request).
+            taken = _taken_by_others(
+                uow, [item for item in stored if item.event.event_id not in inserted]
             )
-            # Those not inserted were stored before (a retried request): the same event again
-            # is accepted; another event under a known eventId is a Conflict, and leaving the
-            # unit of work without commit stores nothing of this request.
-            if len(inserted) < len(events):
-                known = [event for event in events if event.event_id not in inserted]
-                stored = uow.interactions.get_by_event_ids([event.event_id for event in known])
-                for event in known:
-                    earlier = stored.get(event.event_id)
-                    if earlier is None or earlier.event != event:
-                        raise Conflict(
-                            f"eventId {event.event_id!r} is already stored for a different event"
-                        )
+            # An id another viewer used first is kept, for this viewer, under an id derived
+            # from both: the answer is the same as for a new id (no oracle of others' events),
+            # nobody can take a viewer's future ids, and a retry derives the same id again.
+            rekeyed = [
+                replace(item, event=replace(item.event, event_id=scoped_event_id(item.event)))
+                for item in taken
+            ]
+            inserted_again = uow.interactions.add_new(rekeyed)
+            if _taken_by_others(
+                uow, [item for item in rekeyed if item.event.event_id not in inserted_again]
+            ):
+                raise Conflict("an eventId of this request cannot be used; send another eventId")
+            new = [item for item in stored if item.event.event_id in inserted]
+            new += [item for item in rekeyed if item.event.event_id in inserted_again]
             uow.outbox.add(
                 [
-                    OutboxMessage(self._topic, event.user_id, published_form(event), now)
-                    for event in events
-                    if event.event_id in inserted
+                    OutboxMessage(self._topic, item.event.user_id, published_form(item.event), now)
+                    for item in new
                 ]
             )
             uow.commit()
-        return len(inserted)
+        return len(inserted) + len(inserted_again)
 
-    @staticmethod
-    def _served_scores(
-        uow: UnitOfWork, events: list[InteractionEvent]
-    ) -> dict[tuple[str | None, str], float]:
-        videos_by_session: dict[str, set[str]] = defaultdict(set)
-        for event in events:
-            if event.feed_session_id is not None:
-                videos_by_session[event.feed_session_id].add(event.video_id)
-        scores: dict[tuple[str | None, str], float] = {}
-        for session, videos in videos_by_session.items():
-            for video_id, score in uow.feed_cache.served_scores(session, videos).items():
-                scores[(session, video_id)] = score
-        return scores
+
+#: Namespace of the ids derived by `scoped_event_id` (UUID v5, so every process agrees).
+SCOPED_EVENT_ID_NAMESPACE = uuid.UUID("6f0d8c52-3a4e-5b1f-9c7d-2e8a4b6c0f13")
+
+
+def scoped_event_id(event: InteractionEvent) -> str:
+    """The id an event is stored under when another viewer used its eventId first."""
+    return str(uuid.uuid5(SCOPED_EVENT_ID_NAMESPACE, f"{event.user_id}\x1f{event.event_id}"))
+
+
+def _same_report(a: InteractionEvent, b: InteractionEvent) -> bool:
+    """The same thing done: attribution is the server's, so it does not tell events apart."""
+    return (a.user_id, a.video_id, a.interaction_type, a.watch_time_ms, a.occurred_at) == (
+        b.user_id,
+        b.video_id,
+        b.interaction_type,
+        b.watch_time_ms,
+        b.occurred_at,
+    )
+
+
+def _taken_by_others(uow: UnitOfWork, items: list[StoredInteraction]) -> list[StoredInteraction]:
+    """Those of `items` (not inserted) whose event id another viewer holds. Raises Conflict
+    when the viewer's own event id names another event, or the holder is gone (a race the
+    caller retries)."""
+    if not items:
+        return []
+    earlier = uow.interactions.get_by_event_ids([item.event.event_id for item in items])
+    taken: list[StoredInteraction] = []
+    for item in items:
+        found = earlier.get(item.event.event_id)
+        if found is not None and found.event.user_id != item.event.user_id:
+            taken.append(item)
+        elif found is None or not _same_report(found.event, item.event):
+            raise Conflict(
+                f"eventId {item.event.event_id!r} is already stored for a different event"
+            )
+    return taken
+
+
+def _attributed(
+    uow: UnitOfWork, events: list[InteractionEvent], received_at: datetime
+) -> list[StoredInteraction]:
+    """The events as stored. A `feed_session_id` naming a session the server recorded for this
+    viewer takes that session's algorithm and variant and the score each video was served
+    with there; one naming another viewer's session is dropped with its algorithm and variant
+    (the claim is ignored, the event kept); one the server has no record of (a page served
+    while the database was down, or an id the client made up) stays as reported, scoreless."""
+    sessions = {
+        session_id: uow.feed_sessions.get(session_id)
+        for session_id in {event.feed_session_id for event in events}
+        if session_id is not None
+    }
+    attributed: list[InteractionEvent] = []
+    served: dict[str, set[str]] = defaultdict(set)
+    for event in events:
+        session = sessions.get(event.feed_session_id) if event.feed_session_id else None
+        if session is None:
+            attributed.append(event)
+        elif session.user_id != event.user_id:
+            attributed.append(
+                replace(event, feed_session_id=None, algorithm=None, experiment_variant_id=None)
+            )
+        else:
+            attributed.append(
+                replace(
+                    event,
+                    algorithm=session.algorithm.value,
+                    experiment_variant_id=session.experiment_variant_id,
+                )
+            )
+            served[session.feed_session_id].add(event.video_id)
+    scores: dict[tuple[str | None, str], float] = {
+        (session_id, video_id): score
+        for session_id, videos in served.items()
+        for video_id, score in uow.feed_cache.served_scores(session_id, videos).items()
+    }
+    return [
+        StoredInteraction(event, received_at, scores.get((event.feed_session_id, event.video_id)))
+        for event in attributed
+    ]

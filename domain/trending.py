@@ -1,20 +1,24 @@
 """The trending feed: what is popular right now, held in memory so a fallback needs no network.
 
-Formula. Recent interactions are read in time buckets (newest first: 0-1 h, 1-3 h, 3-6 h,
-6-12 h, 12-24 h, 24-48 h, 48-96 h before now; 96 h is the window). A bucket counts with the
-decay 0.5 ** (age of its midpoint / 24 h half-life). Within a bucket, a video scores
+Formula. Recent interactions count in time buckets (newest first: 0-1 h, 1-3 h, 3-6 h,
+6-12 h, 12-24 h, 24-48 h, 48-96 h before now; 96 h is the window), each with the decay
+0.5 ** (age of its midpoint / 24 h half-life). One viewer's say on one video is
 
-    sum over interaction types of  events(type) * TYPE_WEIGHT[type]
+    sum over their events of  decay(bucket) * TYPE_WEIGHT[type]
 
-where a view's weight is its average watch time over 30 s, between 0.1 and 1 (a 3-second
-glance counts a tenth of a full view). Skips and hides weigh negative, so a video people
-flick away sinks. The feed keeps the `size` best videos with a positive score, ties broken
-by video id.
+where a view's weight is the viewer's average watch time over 30 s, between 0.1 and 1 (a
+3-second glance counts a tenth of a full view), clamped to [-VIEWER_CAP, VIEWER_CAP]; a video
+scores the sum of its viewers' says. So trending counts distinct viewers: 500 shares from one
+account weigh one share, and one account cannot push a made-up video to the top (nor sink
+another). The cap is per (viewer, video) over the whole window, not per bucket: event times
+come from the client, and spreading events over the buckets must not multiply the cap.
+Skips and hides weigh negative, so a video people flick away sinks. The feed keeps the `size`
+best videos with a positive score, ties broken by video id.
 
 The formula is data (`TrendingFormula`), so a store computes it where the rows are
 (`ActivityReader.top_videos`): the SQL adapter aggregates and ranks in one query and returns
-`size` rows, where reading every (video, type, bucket) aggregate into the web worker took
-0.7 s of CPU at 550k recent interactions, a pause of the worker's event loop every refresh.
+`size` rows, where reading every aggregate into the web worker took 0.7 s of CPU at 550k
+recent interactions, a pause of the worker's event loop every refresh.
 `top_videos_from_activity` is the reference implementation (the in-memory fakes use it; the
 storage contract checks the SQL one against it).
 """
@@ -29,7 +33,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from domain.feed import ScoredVideo, VideoActivity
+from domain.feed import ScoredVideo
 from domain.interactions import InteractionType
 
 if TYPE_CHECKING:
@@ -57,19 +61,23 @@ TYPE_WEIGHT: Mapping[InteractionType, float] = MappingProxyType(
 FULL_VIEW_MS = 30_000
 #: The least share of a view a glance counts for (see the formula).
 MIN_VIEW_SHARE = 0.1
+#: The most one viewer adds to (or takes from) a video's score: one share, the strongest event.
+VIEWER_CAP = 5.0
 
 
 @dataclass(frozen=True)
 class TrendingFormula:
     """`buckets`: (newest edge, oldest edge, decay) by age before now, newest first and
     contiguous; `type_weights`: weight per interaction type (others weigh 0); a view weighs
-    its type weight times its average watch time over `full_view_ms`, clamped to
-    [`min_view_share`, 1]."""
+    its type weight times the viewer's average watch time over `full_view_ms`, clamped to
+    [`min_view_share`, 1]; one viewer's decayed sum for a video is clamped to
+    [-`viewer_cap`, `viewer_cap`]."""
 
     buckets: tuple[tuple[timedelta, timedelta, float], ...]
     type_weights: Mapping[InteractionType, float]
     full_view_ms: int = FULL_VIEW_MS
     min_view_share: float = MIN_VIEW_SHARE
+    viewer_cap: float = VIEWER_CAP
 
     @property
     def window(self) -> timedelta:
@@ -82,6 +90,19 @@ FORMULA = TrendingFormula(
     ),
     type_weights=TYPE_WEIGHT,
 )
+
+
+@dataclass(frozen=True)
+class ViewerActivity:
+    """One viewer's interactions with one video of one type in a time range.
+
+    `events` counts them; `watch_time_ms` sums their watch time (milliseconds)."""
+
+    user_id: str
+    video_id: str
+    interaction_type: str
+    events: int
+    watch_time_ms: int
 
 
 @dataclass(frozen=True)
@@ -103,20 +124,32 @@ def compute_trending(
 
 
 def top_videos_from_activity(
-    activity_between: Callable[[datetime, datetime], Sequence[VideoActivity]],
+    viewer_activity_between: Callable[[datetime, datetime], Sequence[ViewerActivity]],
     formula: TrendingFormula,
     now: datetime,
     size: int,
 ) -> list[tuple[str, float]]:
-    """`ActivityReader.top_videos` from per-bucket aggregates: the reference implementation."""
-    scores: dict[str, float] = defaultdict(float)
+    """`ActivityReader.top_videos` from per-viewer aggregates: the reference implementation."""
+    # (viewer, video) -> [decayed non-view weight, views, decayed views, view watch time ms]
+    pairs: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
     for newest, oldest, decay in formula.buckets:
-        for activity in activity_between(now - oldest, now - newest):
-            weight = _type_weight(formula, activity.interaction_type)
-            if activity.interaction_type == InteractionType.VIEW and activity.events:
-                share = activity.watch_time_ms / activity.events / formula.full_view_ms
-                weight *= min(1.0, max(formula.min_view_share, share))
-            scores[activity.video_id] += decay * weight * activity.events
+        for activity in viewer_activity_between(now - oldest, now - newest):
+            pair = pairs[(activity.user_id, activity.video_id)]
+            if activity.interaction_type == "view":
+                pair[1] += activity.events
+                pair[2] += decay * activity.events
+                pair[3] += activity.watch_time_ms
+            else:
+                weight = _type_weight(formula, activity.interaction_type)
+                pair[0] += decay * weight * activity.events
+    scores: dict[str, float] = defaultdict(float)
+    for (_, video_id), (other, views, decayed_views, watch_time_ms) in pairs.items():
+        say = other
+        if views:
+            share = watch_time_ms / views / formula.full_view_ms
+            share = min(1.0, max(formula.min_view_share, share))
+            say += _type_weight(formula, InteractionType.VIEW) * share * decayed_views
+        scores[video_id] += min(formula.viewer_cap, max(-formula.viewer_cap, say))
     return sorted(
         ((video, score) for video, score in scores.items() if score > 0),
         key=lambda pair: (-pair[1], pair[0]),

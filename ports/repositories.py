@@ -11,7 +11,7 @@ from typing import Protocol, Self
 from domain.feed import FeedPage, FeedSession, VideoActivity
 from domain.interactions import StoredInteraction
 from domain.outbox import OutboxMessage, PendingMessage
-from domain.trending import TrendingFormula
+from domain.trending import TrendingFormula, ViewerActivity
 from domain.viewer_state import RecentInteraction, ServedVideo
 
 
@@ -130,12 +130,17 @@ class ActivityReader(Protocol):
         Order is unspecified; empty when there are none."""
         ...
 
+    def viewer_activity_between(self, start: datetime, end: datetime) -> list[ViewerActivity]:
+        """Interactions with `start <= occurred_at < end`, aggregated per (viewer, video, type).
+        Order is unspecified; empty when there are none."""
+        ...
+
     def top_videos(
         self, formula: TrendingFormula, now: datetime, size: int
     ) -> list[tuple[str, float]]:
         """Up to `size` (video id, score) with a positive score under `formula` over the
         interactions in its buckets before `now`, best first, ties by video id. Equal to
-        `domain.trending.top_videos_from_activity` over `activity_between` up to float
+        `domain.trending.top_videos_from_activity` over `viewer_activity_between` up to float
         rounding."""
         ...
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from domain.errors import Conflict, DependencyUnavailable
 from domain.feed import FeedPage, FeedSession, VideoActivity
 from domain.interactions import StoredInteraction
 from domain.outbox import OutboxMessage, PendingMessage
-from domain.trending import TrendingFormula, top_videos_from_activity
+from domain.trending import TrendingFormula, ViewerActivity, top_videos_from_activity
 from ports.repositories import (
     FeedCacheRepository,
     FeedSessionRepository,
@@ -320,24 +321,37 @@ class InMemoryActivityReader:
     def top_videos(
         self, formula: TrendingFormula, now: datetime, size: int
     ) -> list[tuple[str, float]]:
-        return top_videos_from_activity(self.activity_between, formula, now, size)
+        return top_videos_from_activity(self.viewer_activity_between, formula, now, size)
 
     def activity_between(self, start: datetime, end: datetime) -> list[VideoActivity]:
+        totals: dict[tuple[str, str], tuple[int, int]] = defaultdict(lambda: (0, 0))
+        for item in self.viewer_activity_between(start, end):
+            events, watch_time_ms = totals[(item.video_id, item.interaction_type)]
+            totals[(item.video_id, item.interaction_type)] = (
+                events + item.events,
+                watch_time_ms + item.watch_time_ms,
+            )
+        return [
+            VideoActivity(video_id, kind, events, watch_time_ms)
+            for (video_id, kind), (events, watch_time_ms) in totals.items()
+        ]
+
+    def viewer_activity_between(self, start: datetime, end: datetime) -> list[ViewerActivity]:
         start, end = _utc(start), _utc(end)
         with self._factory.lock:
             if self._factory.unavailable:
                 raise DependencyUnavailable("database", "the fake database is switched off")
             stored = list(self._factory.state.interactions.values())
-        totals: dict[tuple[str, str], tuple[int, int]] = {}
+        totals: dict[tuple[str, str, str], tuple[int, int]] = {}
         for item in stored:
             event = item.event
             if start <= event.occurred_at < end:
-                key = (event.video_id, event.interaction_type.value)
+                key = (event.user_id, event.video_id, event.interaction_type.value)
                 events, watch_time_ms = totals.get(key, (0, 0))
                 totals[key] = (events + 1, watch_time_ms + event.watch_time_ms)
         return [
-            VideoActivity(video_id, kind, events, watch_time_ms)
-            for (video_id, kind), (events, watch_time_ms) in totals.items()
+            ViewerActivity(user_id, video_id, kind, events, watch_time_ms)
+            for (user_id, video_id, kind), (events, watch_time_ms) in totals.items()
         ]
 
 

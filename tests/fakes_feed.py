@@ -18,7 +18,7 @@ from domain.feed import (
     ScoredVideo,
     VideoActivity,
 )
-from domain.trending import TrendingFormula, top_videos_from_activity
+from domain.trending import TrendingFormula, ViewerActivity, top_videos_from_activity
 
 
 @dataclass
@@ -93,14 +93,49 @@ class RecordingMetrics:
 
 @dataclass
 class ScriptedActivity:
-    """Implements `ports.repositories.ActivityReader` from a list of timed activities."""
+    """Implements `ports.repositories.ActivityReader` from a list of timed activities. A
+    `VideoActivity` of n events stands for n different viewers with one event each (their
+    watch time shared evenly), so "100 likes" scripts what 100 people did; a `ViewerActivity`
+    is one viewer's."""
 
-    rows: list[tuple[datetime, VideoActivity]] = field(default_factory=list)
+    rows: list[tuple[datetime, VideoActivity | ViewerActivity]] = field(default_factory=list)
 
     def top_videos(
         self, formula: TrendingFormula, now: datetime, size: int
     ) -> list[tuple[str, float]]:
-        return top_videos_from_activity(self.activity_between, formula, now, size)
+        return top_videos_from_activity(self.viewer_activity_between, formula, now, size)
 
     def activity_between(self, start: datetime, end: datetime) -> list[VideoActivity]:
-        return [activity for moment, activity in self.rows if start <= moment < end]
+        return [
+            activity
+            if isinstance(activity, VideoActivity)
+            else VideoActivity(
+                activity.video_id,
+                activity.interaction_type,
+                activity.events,
+                activity.watch_time_ms,
+            )
+            for moment, activity in self.rows
+            if start <= moment < end
+        ]
+
+    def viewer_activity_between(self, start: datetime, end: datetime) -> list[ViewerActivity]:
+        found: list[ViewerActivity] = []
+        for row, (moment, activity) in enumerate(self.rows):
+            if not start <= moment < end:
+                continue
+            if isinstance(activity, ViewerActivity):
+                found.append(activity)
+                continue
+            each, left_over = divmod(activity.watch_time_ms, max(1, activity.events))
+            found.extend(
+                ViewerActivity(
+                    f"scripted-{row}-{n}",
+                    activity.video_id,
+                    activity.interaction_type,
+                    1,
+                    each + (1 if n < left_over else 0),
+                )
+                for n in range(activity.events)
+            )
+        return found

@@ -1,5 +1,5 @@
-"""Implements `ports.repositories.ActivityReader`: per-video activity aggregated in the
-database, from `user_interactions`, for the trending feed."""
+"""Implements `ports.repositories.ActivityReader`: per-video and per-viewer activity
+aggregated in the database, from `user_interactions`, for the trending feed."""
 
 from __future__ import annotations
 
@@ -7,13 +7,27 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Executable, Float, Row, Select, case, cast, func, select
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Engine,
+    Executable,
+    Float,
+    Row,
+    Select,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+)
 
 from adapters.sql.engine import SQLITE_BEGIN_OPTION
 from adapters.sql.errors import database_errors
 from adapters.sql.tables import user_interactions
 from domain.feed import VideoActivity
-from domain.trending import TrendingFormula
+from domain.interactions import InteractionType
+from domain.trending import TrendingFormula, ViewerActivity
 
 
 class SqlActivityReader:
@@ -41,6 +55,13 @@ class SqlActivityReader:
             for video_id, interaction_type, events, watch_time_ms in rows
         ]
 
+    def viewer_activity_between(self, start: datetime, end: datetime) -> list[ViewerActivity]:
+        rows = self._read(_activity_query(start, end, per_viewer=True))
+        return [
+            ViewerActivity(user_id, video_id, interaction_type, int(events), int(watch_time_ms))
+            for user_id, video_id, interaction_type, events, watch_time_ms in rows
+        ]
+
     def _read(self, query: Executable) -> Sequence[Row[*tuple[Any, ...]]]:
         reading = {SQLITE_BEGIN_OPTION: "DEFERRED"}
         with database_errors(), self._engine.connect().execution_options(**reading) as connection:
@@ -48,64 +69,77 @@ class SqlActivityReader:
 
 
 def _top_videos_query(formula: TrendingFormula, now: datetime, size: int) -> Select[str, float]:
-    """`top_videos_from_activity` in SQL: aggregate per (video, type, bucket), weigh, sum per
-    video, rank; portable (CASE, not LEAST/GREATEST; float division, not integer)."""
+    """`top_videos_from_activity` in SQL: one pass over the window's rows sums each (viewer,
+    video) pair's decayed weights, the outer query caps each pair's say and sums per video;
+    portable (CASE, not LEAST/GREATEST; float division, not integer)."""
     table = user_interactions
-    bucket = case(
-        *(
-            (table.c.occurred_at >= now - oldest, index)
-            for index, (_, oldest, _) in enumerate(formula.buckets)
-        ),
-        else_=-1,
+    decay = case(
+        *((table.c.occurred_at >= now - oldest, _real(d)) for _, oldest, d in formula.buckets),
+        else_=_real(0.0),
     )
-    per_bucket = (
+    is_view = table.c.interaction_type == "view"
+    other_weight = case(
+        *(
+            (table.c.interaction_type == kind, _real(w))
+            for kind, w in formula.type_weights.items()
+            if kind != "view"
+        ),
+        else_=_real(0.0),
+    )
+    per_pair = (
         select(
             table.c.video_id,
-            table.c.interaction_type,
-            bucket.label("bucket"),
-            func.count().label("events"),
-            func.coalesce(func.sum(table.c.watch_time_ms), 0).label("watch_time_ms"),
+            func.sum(decay * other_weight).label("other"),
+            func.sum(case((is_view, 1), else_=0)).label("views"),
+            func.sum(case((is_view, decay), else_=_real(0.0))).label("decayed_views"),
+            func.sum(case((is_view, table.c.watch_time_ms), else_=0)).label("watch_time_ms"),
         )
         .where(table.c.occurred_at >= now - formula.window, table.c.occurred_at < now)
-        .group_by(table.c.video_id, table.c.interaction_type, bucket)
+        .group_by(table.c.user_id, table.c.video_id)
         .subquery()
     )
-    decay = case(
-        *((per_bucket.c.bucket == index, d) for index, (_, _, d) in enumerate(formula.buckets)),
-        else_=0.0,
-    )
-    type_weight = case(
-        *((per_bucket.c.interaction_type == kind, w) for kind, w in formula.type_weights.items()),
-        else_=0.0,
-    )
-    share = cast(per_bucket.c.watch_time_ms, Float) / (per_bucket.c.events * formula.full_view_ms)
+    share = cast(per_pair.c.watch_time_ms, Float) / (per_pair.c.views * formula.full_view_ms)
     view_share = case(
         (share < formula.min_view_share, formula.min_view_share),
         (share > 1.0, 1.0),
         else_=share,
     )
-    weight = case(
-        (per_bucket.c.interaction_type == "view", type_weight * view_share), else_=type_weight
+    view_weight = formula.type_weights.get(InteractionType.VIEW, 0.0)
+    say = per_pair.c.other + case(
+        (per_pair.c.views > 0, view_weight * view_share * per_pair.c.decayed_views), else_=0.0
     )
-    score = func.sum(decay * weight * per_bucket.c.events)
+    capped = case(
+        (say > formula.viewer_cap, formula.viewer_cap),
+        (say < -formula.viewer_cap, -formula.viewer_cap),
+        else_=say,
+    )
+    score = func.sum(capped)
     return (
-        select(per_bucket.c.video_id, score.label("score"))
-        .group_by(per_bucket.c.video_id)
+        select(per_pair.c.video_id, score.label("score"))
+        .group_by(per_pair.c.video_id)
         .having(score > 0)
-        .order_by(score.desc(), per_bucket.c.video_id)
+        .order_by(score.desc(), per_pair.c.video_id)
         .limit(size)
     )
 
 
-def _activity_query(start: datetime, end: datetime) -> Select[str, str, int, int]:
+def _real(value: float) -> ColumnElement[float]:
+    # A bare literal is NUMERIC to PostgreSQL: summing NUMERIC products over half a million
+    # rows cost several times the double-precision arithmetic.
+    return cast(literal(value), Float)
+
+
+def _activity_query(start: datetime, end: datetime, per_viewer: bool = False) -> Select[Any]:
     table = user_interactions
+    keys: tuple[Column[Any], ...] = (table.c.video_id, table.c.interaction_type)
+    if per_viewer:
+        keys = (table.c.user_id, *keys)
     return (
         select(
-            table.c.video_id,
-            table.c.interaction_type,
+            *keys,
             func.count(),
             func.coalesce(func.sum(table.c.watch_time_ms), 0),
         )
         .where(table.c.occurred_at >= start, table.c.occurred_at < end)
-        .group_by(table.c.video_id, table.c.interaction_type)
+        .group_by(*keys)
     )

@@ -1,8 +1,13 @@
-"""Per-caller rate limits on the feed endpoints (flask-limiter), keyed without the raw token."""
+"""Per-caller rate limits on the feed endpoints (flask-limiter), keyed without the raw token.
+
+A caller is the subject of a token that verifies, else the client address: every failed
+authentication from one address counts against one bucket, so rotating bad tokens gains
+nothing and the counters grow with addresses, never with tokens. With `memory://` storage
+each worker process counts on its own (the 429 says so); a shared store (`redis://`) makes
+the limit the configured one for the whole service."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -21,16 +26,24 @@ LIMITED_ENDPOINTS = {
 
 
 def caller_key() -> str:
-    """The token's subject when it verifies; a hash of the token when it does not (so a key or
-    a log never holds a usable token); the client address when there is no token."""
+    """The token's subject when it verifies; the client address when there is no token or it
+    does not verify (a key or a log never holds a token)."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return f"addr:{request.remote_addr or 'unknown'}"
-    try:
-        return f"sub:{dependencies().token_verifier.verify(token).subject}"
-    except DomainError:
-        return f"bad-token:{hashlib.sha256(token.encode()).hexdigest()}"
+    if scheme.lower() == "bearer" and token:
+        try:
+            return f"sub:{dependencies().token_verifier.verify(token).subject}"
+        except DomainError:
+            pass
+    return f"addr:{request.remote_addr or 'unknown'}"
+
+
+def limit_message(limit: str, storage_uri: str) -> str:
+    """What a 429 says the limit is: true per worker process when each counts on its own."""
+    stated = " and ".join(str(item) for item in parse_many(limit))
+    if storage_uri.strip().startswith("memory://"):
+        return f"{stated}, counted by each web worker process on its own"
+    return stated
 
 
 def apply_rate_limits(app: Flask, deps: WebDependencies) -> None:
@@ -52,5 +65,8 @@ def apply_rate_limits(app: Flask, deps: WebDependencies) -> None:
     )
     limiter.init_app(app)
     for endpoint, limit in chosen.items():
-        limited: Callable[..., Any] = limiter.limit(limit)(app.view_functions[endpoint])
+        message = limit_message(limit, deps.rate_limit_storage_uri)
+        limited: Callable[..., Any] = limiter.limit(limit, error_message=message)(
+            app.view_functions[endpoint]
+        )
         app.view_functions[endpoint] = limited

@@ -28,10 +28,11 @@ def interaction(
     occurred_at: datetime,
     kind: InteractionType = InteractionType.VIEW,
     watch_time_ms: int = 1_000,
+    user_id: str = "viewer-1",
 ) -> StoredInteraction:
     event = InteractionEvent(
         event_id=f"e{next(_event_ids)}",
-        user_id="viewer-1",
+        user_id=user_id,
         video_id=video_id,
         interaction_type=kind,
         watch_time_ms=watch_time_ms,
@@ -128,3 +129,27 @@ def test_only_committed_interactions_count_and_an_open_writer_does_not_block_rea
 def test_a_naive_bound_is_refused_as_a_programming_error(storage: Storage) -> None:
     with pytest.raises(ValueError, match="naive"):
         storage.activity.activity_between(START.replace(tzinfo=None), END)
+
+
+def test_viewer_activity_is_counted_and_summed_per_viewer_video_and_type(
+    storage: Storage,
+) -> None:
+    middle = START + timedelta(minutes=30)
+    store(
+        storage.new_uow,
+        interaction("v1", middle, InteractionType.VIEW, 1_500, "ann"),
+        interaction("v1", middle, InteractionType.VIEW, 2_500, "ann"),
+        interaction("v1", middle, InteractionType.VIEW, 700, "bob"),
+        interaction("v1", middle, InteractionType.SHARE, 0, "bob"),
+        interaction("v2", END, InteractionType.SHARE, 0, "bob"),  # the end is exclusive
+    )
+
+    activity = storage.activity.viewer_activity_between(START, END)
+
+    assert sorted(
+        (a.user_id, a.video_id, a.interaction_type, a.events, a.watch_time_ms) for a in activity
+    ) == [
+        ("ann", "v1", "view", 2, 4_000),
+        ("bob", "v1", "share", 1, 0),
+        ("bob", "v1", "view", 1, 700),
+    ]

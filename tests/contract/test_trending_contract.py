@@ -1,6 +1,6 @@
 """The contract of `ActivityReader.top_videos`: each backend (the in-memory fake, SQLite and
-PostgreSQL) ranks exactly as the domain's reference formula over its own `activity_between`,
-with the same scores up to float rounding."""
+PostgreSQL) ranks exactly as the domain's reference formula over its own
+`viewer_activity_between`, with the same scores up to float rounding."""
 
 from __future__ import annotations
 
@@ -68,14 +68,47 @@ def test_a_random_month_ranks_as_the_reference_does(storage: Storage) -> None:
                 NOW - timedelta(seconds=rng.randrange(110 * 3600)),
                 rng.choice(kinds),
                 rng.choice([0, 500, 3_000, 12_345, 30_000, 90_000]),
+                f"viewer-{rng.randrange(30):02d}",
             )
             for _ in range(1_500)
         ),
     )
 
     got = storage.activity.top_videos(FORMULA, NOW, 40)
-    reference = top_videos_from_activity(storage.activity.activity_between, FORMULA, NOW, 40)
+    reference = top_videos_from_activity(storage.activity.viewer_activity_between, FORMULA, NOW, 40)
 
     assert [video for video, _ in got] == [video for video, _ in reference]
     for (_, score), (_, want) in zip(got, reference, strict=True):
         assert score == pytest.approx(want, rel=1e-9)
+
+
+def test_one_viewer_says_as_much_as_one_share_however_many_events_they_send(
+    storage: Storage,
+) -> None:
+    # the abuse of issue #15: one account's 500 shares for a made-up video, spread over every
+    # bucket (client-chosen timestamps), against a video three people liked
+    store(
+        storage.new_uow,
+        *(
+            interaction("made-up", NOW - (n % 96 + 0.5) * HOUR, InteractionType.SHARE, 0, "bot")
+            for n in range(500)
+        ),
+        *(
+            interaction("liked", NOW - 0.5 * HOUR, InteractionType.LIKE, 0, f"viewer-{n}")
+            for n in range(3)
+        ),
+        # the same account hiding a video over and over takes at most one share's worth off it
+        *(interaction("hidden", NOW - HOUR / 2, InteractionType.HIDE, 0, "bot") for _ in range(50)),
+        *(
+            interaction("hidden", NOW - HOUR / 2, InteractionType.SHARE, 0, f"viewer-{n}")
+            for n in range(2)
+        ),
+    )
+
+    got = dict(storage.activity.top_videos(FORMULA, NOW, 10))
+
+    newest = 0.5 ** (0.5 / 24)
+    assert list(got) == ["liked", "made-up", "hidden"]
+    assert got["liked"] == pytest.approx(3 * 3 * newest, rel=1e-12)
+    assert got["made-up"] == pytest.approx(FORMULA.viewer_cap, rel=1e-12)
+    assert got["hidden"] == pytest.approx(2 * 5 * newest - FORMULA.viewer_cap, rel=1e-12)

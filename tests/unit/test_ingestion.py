@@ -9,7 +9,7 @@ import pytest
 
 from domain.auth import SERVICE_SCOPE, Principal
 from domain.errors import Conflict, DependencyUnavailable, Forbidden, InvalidInput
-from domain.feed import Algorithm, FeedPage, ScoredVideo
+from domain.feed import Algorithm, FeedPage, FeedSession, ScoredVideo
 from domain.ingestion import InteractionIngestion
 from domain.interactions import InteractionEvent, InteractionType
 from tests.fakes import FixedClock, InMemoryUnitOfWorkFactory
@@ -31,6 +31,20 @@ def event(event_id: str = "e1", **changes: object) -> InteractionEvent:
         occurred_at=NOW - timedelta(seconds=10),
     )
     return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def session_of(page: FeedPage) -> FeedSession:
+    """The session record the feed writes with its first page."""
+    return FeedSession(
+        page.feed_session_id,
+        page.user_id,
+        page.algorithm,
+        page.fallback_reason,
+        page.model_version,
+        page.experiment_variant_id,
+        page.items,
+        page.created_at,
+    )
 
 
 @pytest.fixture
@@ -99,6 +113,7 @@ def test_the_score_the_video_was_served_with_is_recorded(
         NOW,
     )
     with database() as uow:
+        uow.feed_sessions.add(session_of(page))
         uow.feed_cache.add_page(page)
         uow.commit()
     ingestion.ingest(

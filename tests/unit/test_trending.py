@@ -11,7 +11,7 @@ import pytest
 from domain.feed import VideoActivity
 from domain.interactions import InteractionType
 from domain.model import SIGNAL_WEIGHTS
-from domain.trending import TYPE_WEIGHT, compute_trending
+from domain.trending import TYPE_WEIGHT, ViewerActivity, compute_trending
 from tests.fakes_feed import ScriptedActivity
 
 pytestmark = pytest.mark.unit
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.unit
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-def order(rows: list[tuple[timedelta, VideoActivity]]) -> list[str]:
+def order(rows: list[tuple[timedelta, VideoActivity | ViewerActivity]]) -> list[str]:
     reader = ScriptedActivity([(NOW - age, activity) for age, activity in rows])
     return [item.video_id for item in compute_trending(reader, NOW, size=10).items]
 
@@ -90,3 +90,13 @@ def test_an_interaction_type_this_build_does_not_know_weighs_nothing() -> None:
             (timedelta(hours=2), VideoActivity("odd", "superlike", 100, 0)),
         ]
     ) == ["liked"]
+
+
+def test_one_viewer_cannot_outweigh_a_handful_of_distinct_viewers() -> None:
+    # 500 shares from one account for a made-up video, against two people's likes
+    assert order(
+        [
+            (timedelta(minutes=10), ViewerActivity("bot", "made-up", "share", 500, 0)),
+            (timedelta(minutes=10), VideoActivity("liked", "like", 2, 0)),
+        ]
+    ) == ["liked", "made-up"]
