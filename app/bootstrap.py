@@ -35,7 +35,7 @@ from domain.board_sources import POPULARITY, BoardSource
 from domain.cursor import CursorCodec
 from domain.experiments import parse_experiment
 from domain.exploration import ExplorationBoard
-from domain.feed import Algorithm, ItemSource
+from domain.feed import Algorithm
 from domain.feed_pool import FeedSources, PoolBuilder, PoolPolicy
 from domain.feed_service import FeedService
 from domain.ingestion import InteractionIngestion
@@ -159,10 +159,8 @@ def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComp
     sources = FeedSources(
         {
             Algorithm.LIGHTFM: recommender,
-            Algorithm.TRENDING: BoardSource(Algorithm.TRENDING, trending, ItemSource.TRENDING),
-            Algorithm.POPULARITY: BoardSource(
-                Algorithm.POPULARITY, popularity, ItemSource.POPULARITY
-            ),
+            Algorithm.TRENDING: BoardSource(Algorithm.TRENDING, trending),
+            Algorithm.POPULARITY: BoardSource(Algorithm.POPULARITY, popularity),
         }
     )
     exploration = ExplorationBoard(engagement, catalogue) if catalogue is not None else None

@@ -31,10 +31,10 @@ class BoardSource:
     """Implements `ports.recommender.RecommendationSource` over a board: the board's order
     minus the request's exclusions, the same for every viewer (`personalization: none`)."""
 
-    def __init__(self, name: Algorithm, board: TrendingBoard, item_source: ItemSource) -> None:
+    def __init__(self, name: Algorithm, board: TrendingBoard) -> None:
         self._name = name
         self._board = board
-        self._item_source = item_source
+        self._item_source = ItemSource.of(name)
 
     @property
     def name(self) -> Algorithm:

@@ -27,12 +27,19 @@ class Personalization(StrEnum):
 
 
 class ItemSource(StrEnum):
-    """Where one item of a page came from."""
+    """Where one item of a page came from: a model (`model`), a non-personalised source by its
+    own name, or exploration of videos the model does not know yet."""
 
     MODEL = "model"
     TRENDING = "trending"
     POPULARITY = "popularity"
     EXPLORATION = "exploration"
+
+    @classmethod
+    def of(cls, algorithm: Algorithm) -> ItemSource:
+        """What a source's own items are labelled: a model's `model`, any other its name (pages
+        recorded before items carried a source are read this way too)."""
+        return cls.MODEL if algorithm is Algorithm.LIGHTFM else cls(algorithm.value)
 
 
 class FallbackReason(StrEnum):

@@ -13,15 +13,8 @@ from adapters.web.json_body import field_errors
 from adapters.web.openapi import Operation
 from adapters.web.schemas import FeedItem, FeedOut, FeedQuery
 from domain.errors import InvalidInput
-from domain.feed import Algorithm, ItemSource
+from domain.feed import ItemSource
 from domain.feed_service import FeedRequest
-
-#: Pages recorded before items said where they came from: each came from the session's source.
-_DEFAULT_SOURCE = {
-    Algorithm.LIGHTFM: ItemSource.MODEL,
-    Algorithm.TRENDING: ItemSource.TRENDING,
-    Algorithm.POPULARITY: ItemSource.POPULARITY,
-}
 
 blueprint = Blueprint("feed", __name__)
 
@@ -86,7 +79,7 @@ def get_recommendations() -> Response:
                 videoId=item.video_id,
                 score=item.score,
                 rank=served.first_rank + index,
-                source=item.source or _DEFAULT_SOURCE[page.algorithm],
+                source=item.source or ItemSource.of(page.algorithm),
             )
             for index, item in enumerate(page.items)
         ],

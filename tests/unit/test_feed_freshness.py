@@ -169,9 +169,7 @@ def test_a_variant_naming_an_unconfigured_source_is_refused_at_start() -> None:
     lightfm_only = FeedSources(
         {
             Algorithm.LIGHTFM: harness.recommender,
-            Algorithm.TRENDING: BoardSource(
-                Algorithm.TRENDING, harness.trending, ItemSource.TRENDING
-            ),
+            Algorithm.TRENDING: BoardSource(Algorithm.TRENDING, harness.trending),
         }
     )
     pools = PoolBuilder(lightfm_only, PoolPolicy(), metrics=harness.metrics, clock=harness.clock)
