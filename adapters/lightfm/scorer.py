@@ -6,17 +6,18 @@ The hot path is one float32 vector-matrix product over a contiguous [k + 1, n_it
 scores, so a call costs one pass over the item matrix plus O(n_items) for the selection.
 
 Real-time personalisation (fold-in). Positives newer than the training window are folded
-into the viewer's vector before that product: `fold = sum_i w_i v_i` over their videos' item
-embeddings, rescaled to the median norm of the learned user vectors (so it weighs against the
-item biases like a learned viewer); a known viewer is blended,
-`u = (1 - b) u_learned + b fold` with `b = n / (n + FOLD_IN_PRIOR)` for n fresh positives, and
-an unknown viewer is `fold` alone (user bias 0). Measured on planted tastes (1,000 users,
-5,000 videos, 200,000 events, 64 components; `bench/foldin.py`): folding a known viewer's own
-training positives shares 72% of the learned vector's top-10 (chance 0.2%); a new viewer's
-first like gives precision@10 0.60 on their later positives (popularity 0.28). The
-implicit-ALS fold-in (Hu, Koren & Volinsky 2008) measured no better: 0.61-0.76 overlap but
-precision@10 0.43-0.60, reaching the weighted mean's figures only as its ridge term swamps
-the Gram (where it becomes the weighted mean). `docs/realtime.md` has the full comparison.
+into the viewer's vector before that product, by the implicit-ALS fold-in (Hu, Koren &
+Volinsky 2008): `fold = (G + sum (c_i - 1) v_i v_i^T + lambda I)^-1 sum c_i v_i` with the Gram
+`G = V^T V` precomputed at load, `c_i = 1 + 10 w_i`, `lambda = 10 trace(G) / k`, rescaled to the
+median norm of the learned user vectors (so it weighs against the item biases like a learned
+viewer). A known viewer is blended, `u = (1 - b) u_learned + b fold` with
+`b = n / (n + FOLD_IN_PRIOR)` for n fresh positives; an unknown viewer is `fold` alone (user
+bias 0). Measured on planted tastes (1,000 users, 5,000 videos, 200,000 events, 64 components;
+`bench/foldin.py`): folding a known viewer's own training positives shares 74.5% of the learned
+vector's top-10 (chance 0.2%; the weighted mean of the v_i: 72.4%); a new viewer's first like
+gives precision@10 0.60 on their later positives (mean 0.60, popularity 0.28). A smaller ridge
+agrees more with the learned vectors (75.9%) but over-fits a few positives (precision 0.54).
+`docs/realtime.md` has the comparison and the blend's measurements.
 """
 
 from __future__ import annotations
@@ -34,8 +35,16 @@ from domain.model import ModelInfo
 
 #: N0 of the blend `b = n / (n + N0)`: a known viewer's fresh positives outweigh the learned
 #: vector from the sixth on. Measured: the best held-out precision of 0, 2, 3, 5, 10 and the
-#: learned vector alone, while ten likes of another taste still turn 96% of the top-10 to it.
+#: learned vector alone (tied with 3), while ten likes of another taste still turn 96% of the
+#: top-10 to it.
 FOLD_IN_PRIOR = 5.0
+
+#: The implicit-ALS fold-in's confidence slope (c = 1 + alpha * weight) and its ridge, relative to
+#: the mean squared item norm trace(V^T V) / k. Of alpha 1, 10 and ridge 0.1, 1, 10, 100
+#: (`bench/foldin.py`), (10, 10) agreed more with the learned vectors than the weighted mean at
+#: the same precision; a smaller ridge agreed more still but over-fitted a few positives.
+FOLD_IN_ALPHA = 10.0
+FOLD_IN_RIDGE = 10.0
 
 #: A recent positive as (video id, weight > 0, when it happened: timezone-aware).
 RecentPositive = tuple[str, float, datetime]
@@ -84,6 +93,11 @@ class LoadedModel:
         # The scale a folded vector is brought to; 1.0 only for a model without users.
         norms = np.linalg.norm(artifact.user_embeddings, axis=1)
         self._fold_norm = float(np.median(norms)) if norms.size else 1.0
+        # G + ridge I of the fold-in, once per model: a request adds only its positives' terms.
+        gram = (items[:k] @ items[:k].T).astype(np.float64)
+        ridge = FOLD_IN_RIDGE * max(float(np.trace(gram)) / k, 1e-12)
+        self._fold_base = gram + ridge * np.eye(k)
+        self._fold_base.flags.writeable = False
         self._seen_indptr = artifact.seen_indptr
         self._seen_indices = artifact.seen_indices
         self._item_ids = list(artifact.item_ids)
@@ -175,7 +189,10 @@ class LoadedModel:
     ) -> tuple[npt.NDArray[np.float32], float]:
         """The [k + 1] scoring vector with the fresh positives folded in, and the user bias."""
         k = self._k
-        folded = self._items[:k, fresh].astype(np.float64) @ weights
+        positives = self._items[:k, fresh].astype(np.float64)  # [k, n]
+        confidence = 1.0 + FOLD_IN_ALPHA * weights
+        gram = self._fold_base + (positives * (confidence - 1.0)) @ positives.T
+        folded = np.linalg.solve(gram, positives @ confidence)
         norm = float(np.linalg.norm(folded))
         if norm > 0:  # zero only for all-zero item vectors: rank by item bias then
             folded *= self._fold_norm / norm

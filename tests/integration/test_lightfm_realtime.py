@@ -92,7 +92,7 @@ def test_folding_in_a_viewers_own_training_positives_ranks_close_to_their_learne
     )
     record_property("foldin_overlap_at_10", round(overlap, 3))
     assert len(overlaps) > 300
-    assert overlap >= 0.6 > 50 * chance  # measured 0.82
+    assert overlap >= 0.6 > 50 * chance  # measured 0.835
 
 
 def test_a_new_viewers_first_like_fills_their_page_with_that_taste(
