@@ -1,5 +1,5 @@
-"""The gRPC server of `lightfm.v2025_9`: Recommend, DescribeModel, LoadModel, plus standard
-health checking and reflection.
+"""The gRPC server of `lightfm.v2025_9`: Recommend, DescribeModel, KnownVideos, LoadModel, plus
+standard health checking and reflection.
 
 Each handler maps the model service's errors to the statuses the caller's fallback depends on
 (see the .proto): NOT_FOUND for an unknown user or version, INVALID_ARGUMENT for a bad field,
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import unicodedata
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import grpc
@@ -22,10 +23,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from adapters.lightfm.model_service import CorruptArtifactError, ModelService, ServingModel
-from adapters.lightfm.scorer import UnknownUser
+from adapters.lightfm.scorer import RecentPositive, UnknownUser
 from domain.errors import DependencyUnavailable, NotFound
 from domain.interactions import MAX_ID_LENGTH, id_problem
-from domain.model import model_version_problem
+from domain.model import PAIR_WEIGHT_CAP, model_version_problem
 from proto.lightfm.v2025_9 import recommender_pb2 as pb
 from proto.lightfm.v2025_9 import recommender_pb2_grpc as pb_grpc
 
@@ -34,6 +35,11 @@ log = logging.getLogger(__name__)
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["Recommender"].full_name
 MAX_LIMIT = 500
 MAX_EXCLUDED = 10_000
+MAX_RECENT = 500
+MAX_KNOWN_QUERY = 10_000
+# The range google.protobuf.Timestamp allows (0001-01-01 to 9999-12-31), which `ToDatetime`
+# needs; a hand-built message can carry anything.
+_TIMESTAMP_SECONDS = range(-62_135_596_800, 253_402_300_800)
 
 
 def recommend_request_problem(
@@ -51,6 +57,28 @@ def recommend_request_problem(
     ):
         return f"request_id must be at most {MAX_ID_LENGTH} printable characters"
     return None
+
+
+def recent_positives_problem(recent: Sequence[Any]) -> str | None:
+    """What makes `RecommendRequest.recent_positives` invalid (naming the field), or None."""
+    if len(recent) > MAX_RECENT:
+        return f"recent_positives holds {len(recent)} entries, at most {MAX_RECENT}"
+    for position, positive in enumerate(recent):
+        field = f"recent_positives[{position}]"
+        if problem := id_problem(positive.video_id):
+            return f"{field}.video_id {problem}"
+        weight = float(positive.weight)
+        if not (math.isfinite(weight) and 0 < weight <= PAIR_WEIGHT_CAP):
+            return f"{field}.weight must be finite, > 0 and <= {PAIR_WEIGHT_CAP:g}, got {weight}"
+        stamp = positive.occurred_at
+        if stamp.seconds not in _TIMESTAMP_SECONDS or not 0 <= stamp.nanos < 1_000_000_000:
+            return f"{field}.occurred_at is not a valid timestamp"
+    return None
+
+
+def recent_positives(recent: Sequence[Any]) -> list[RecentPositive]:
+    """The validated messages as the scorer takes them."""
+    return [(p.video_id, float(p.weight), p.occurred_at.ToDatetime(tzinfo=UTC)) for p in recent]
 
 
 def describe(serving: ServingModel) -> Any:
@@ -90,14 +118,19 @@ class RecommenderServicer:
         user_id: str = request.user_id
         if problem := recommend_request_problem(
             user_id, request.limit, request.exclude_video_ids, request.request_id
-        ):
+        ) or recent_positives_problem(request.recent_positives):
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, problem)
         # One read of the attribute: the whole answer comes from this version.
         serving = self._models.current
         if serving is None:
             _abort(context, grpc.StatusCode.UNAVAILABLE, "no model is loaded yet")
         try:
-            ranked = serving.model.rank(user_id, request.limit, request.exclude_video_ids)
+            ranking = serving.model.rank(
+                user_id,
+                request.limit,
+                request.exclude_video_ids,
+                recent_positives(request.recent_positives),
+            )
         except UnknownUser:
             _abort(
                 context,
@@ -105,9 +138,12 @@ class RecommenderServicer:
                 f"user {user_id!r} is not in model {serving.version}",
             )
         return pb.RecommendResponse(
-            items=[pb.ScoredVideo(video_id=video_id, score=score) for video_id, score in ranked],
+            items=[pb.ScoredVideo(video_id=v, score=score) for v, score in ranking.items],
             model_version=serving.version,
             request_id=request.request_id,
+            personalization=(
+                pb.PERSONALIZATION_REALTIME if ranking.realtime else pb.PERSONALIZATION_MODEL
+            ),
         )
 
     def DescribeModel(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
@@ -115,6 +151,21 @@ class RecommenderServicer:
         if serving is None:
             _abort(context, grpc.StatusCode.UNAVAILABLE, "no model is loaded yet")
         return describe(serving)
+
+    def KnownVideos(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        video_ids: Sequence[str] = request.video_ids
+        if len(video_ids) > MAX_KNOWN_QUERY:
+            _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"video_ids holds {len(video_ids)} ids, at most {MAX_KNOWN_QUERY}",
+            )
+        serving = self._models.current
+        if serving is None:
+            _abort(context, grpc.StatusCode.UNAVAILABLE, "no model is loaded yet")
+        return pb.KnownVideosResponse(
+            known_video_ids=serving.model.known_videos(video_ids), model_version=serving.version
+        )
 
     def LoadModel(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         self._ensure_admin(context)

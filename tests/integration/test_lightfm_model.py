@@ -146,7 +146,7 @@ def test_served_top_k_equals_lightfms_own_predict_ranking(trained: Trained) -> N
         allowed = [i for i in range(n_items) if artifact.item_ids[i] not in banned]
         expected = sorted(allowed, key=lambda i: (-predicted[i], i))[:50]
 
-        ranked = model.rank(user_id, 50, exclude)
+        ranked = model.rank(user_id, 50, exclude).items
 
         assert [video for video, _ in ranked] == [artifact.item_ids[i] for i in expected]
         np.testing.assert_allclose(
@@ -160,10 +160,10 @@ def test_ranking_leaves_out_seen_and_excluded_videos_and_never_raises_scores(
     artifact = trained.artifact
     model = LoadedModel.from_artifact(artifact)
     seen = {artifact.item_ids[i] for i in artifact.seen_by(7).tolist()}
-    first = model.rank(artifact.user_ids[7], 20)
+    first = model.rank(artifact.user_ids[7], 20).items
     exclude = [first[0][0], first[3][0], "v-not-in-the-catalogue"]
 
-    ranked = model.rank(artifact.user_ids[7], 20, exclude)
+    ranked = model.rank(artifact.user_ids[7], 20, exclude).items
 
     videos = [video for video, _ in ranked]
     assert len(videos) == 20 and len(set(videos)) == 20
@@ -176,8 +176,8 @@ def test_ranking_runs_out_with_the_catalogue_and_refuses_unknown_users(trained: 
     artifact = trained.artifact
     model = LoadedModel.from_artifact(artifact)
     unseen = len(artifact.item_ids) - len(artifact.seen_by(0))
-    assert len(model.rank(artifact.user_ids[0], 10_000)) == unseen
-    assert model.rank(artifact.user_ids[0], 0) == []
+    assert len(model.rank(artifact.user_ids[0], 10_000).items) == unseen
+    assert model.rank(artifact.user_ids[0], 0).items == []
     assert model.has_user(artifact.user_ids[0]) and not model.has_user("u-new")
     with pytest.raises(UnknownUser):
         model.rank("u-new", 10)
@@ -197,7 +197,7 @@ def test_equal_scores_keep_catalogue_order(trained: Trained) -> None:
         seen_indptr=np.array([0, 1], dtype=np.int64),
         seen_indices=np.array([2], dtype=np.int32),
     )
-    ranked = LoadedModel.from_artifact(tied).rank("u", 4)
+    ranked = LoadedModel.from_artifact(tied).rank("u", 4).items
     assert [video for video, _ in ranked] == ["v7", "v1", "v3", "v4"]
 
 
@@ -214,7 +214,7 @@ def test_evaluation_agrees_with_ranking_the_held_out_users_one_by_one(trained: T
     for user, videos in relevant.items():
         seen = {artifact.item_ids[i] for i in artifact.seen_by(artifact.user_ids.index(user))}
         if videos - seen:
-            ranked = [video for video, _ in model.rank(user, 10)]
+            ranked = [video for video, _ in model.rank(user, 10).items]
             precisions.append(precision_at_k(ranked, videos - seen, 10))
 
     metrics = evaluate(artifact, held_out)

@@ -52,7 +52,7 @@ def test_swapping_versions_under_load_fails_no_call_and_mixes_no_versions(
     users = models.first.user_ids[:30]
     expected = {
         artifact.info.version: {
-            user: LoadedModel.from_artifact(artifact).rank(user, 20) for user in users
+            user: LoadedModel.from_artifact(artifact).rank(user, 20).items for user in users
         }
         for artifact in (models.first, models.second)
     }
