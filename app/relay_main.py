@@ -5,8 +5,8 @@ it holds the `outbox-relay` lease (one publishing relay at a time; a crashed one
 after `RELAY_LEASE_TTL_S`), it runs relay rounds: at once again after a round that read
 something, `RELAY_POLL_INTERVAL_MS` after an empty one, with exponential backoff while the
 broker or the database fails. Sent messages older than `OUTBOX_RETENTION_S` are deleted now and
-then. SIGTERM or SIGINT finishes the round in progress, closes the producer and gives the lease
-up, so a successor can start at once.
+then. SIGTERM or SIGINT finishes the round in progress, gives the lease up and closes the
+producer, so a successor can start at once.
 
 With no `KAFKA_BOOTSTRAP_SERVERS` it publishes nothing: it says so once and keeps reporting
 the outbox backlog, and the events wait in the outbox until a broker is configured.
