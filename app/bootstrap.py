@@ -1,4 +1,5 @@
-"""The composition root: the one place that builds adapters and wires them into the domain.
+"""The composition root of the web process; the other processes are built in
+`app.composition`, from the same shared parts (`app.composition.common`, re-exported here).
 
 Every part can be overridden (tests pass fakes or pre-built adapters). Building opens no
 connection: engines and gRPC channels connect lazily, on first use; background work starts
@@ -7,18 +8,12 @@ only when the caller starts it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from adapters.dogstatsd_metrics import DogStatsdMetrics
-from adapters.jwt_tokens import JwtTokens
 from adapters.kafka.health import KafkaHealth
 from adapters.lightfm.client import GrpcRecommender, ModelServiceHealth
-from adapters.null_observability import NullAnalytics, NullMetrics
-from adapters.segment_analytics import SegmentAnalytics
 from adapters.sql.activity import SqlActivityReader
 from adapters.sql.engine import make_engine
 from adapters.sql.health import DatabaseHealth
@@ -29,10 +24,9 @@ from adapters.system_clock import SystemClock
 from adapters.trending_health import TrendingHealth
 from adapters.web.dependencies import WebDependencies
 from app.background import PeriodicTask
-from app.secrets import jwt_secret, public_key
+from app.composition.common import analytics_from, cursor_codec, metrics_from, token_codec
 from app.settings import Settings
 from domain.board_sources import POPULARITY, BoardSource
-from domain.cursor import CursorCodec
 from domain.experiments import parse_experiment
 from domain.exploration import ExplorationBoard
 from domain.feed import Algorithm
@@ -53,6 +47,16 @@ from ports.repositories import (
     UnitOfWork,
     ViewerHistory,
 )
+
+__all__ = [
+    "Overrides",
+    "WebComposition",
+    "analytics_from",
+    "build_web",
+    "cursor_codec",
+    "metrics_from",
+    "token_codec",
+]
 
 
 @dataclass
@@ -82,36 +86,6 @@ class WebComposition:
     dependencies: WebDependencies
     background: list[PeriodicTask] = field(default_factory=list)
     closers: list[Callable[[], object]] = field(default_factory=list)
-
-
-def token_codec(settings: Settings) -> JwtTokens:
-    return JwtTokens(
-        secret=jwt_secret(settings),
-        audience=settings.jwt_audience,
-        leeway_s=settings.jwt_leeway_s,
-        public_key_pem=public_key(settings),
-        max_lifetime_s=settings.jwt_max_lifetime_s,
-        issuer=settings.jwt_issuer,
-    )
-
-
-def cursor_codec(settings: Settings) -> CursorCodec:
-    # A key of its own, derived from the JWT secret: a cursor can never pass as a token.
-    key = hmac.new(jwt_secret(settings).encode(), b"feedrec/cursor/v1", hashlib.sha256).digest()
-    return CursorCodec(key, timedelta(seconds=settings.feed_session_ttl_s))
-
-
-def metrics_from(settings: Settings) -> Metrics:
-    if not settings.dd_agent_host:
-        return NullMetrics()
-    tags = [tag.strip() for tag in settings.dd_tags.split(",") if tag.strip()]
-    return DogStatsdMetrics(settings.dd_agent_host, settings.dd_dogstatsd_port, constant_tags=tags)
-
-
-def analytics_from(settings: Settings) -> Analytics:
-    if not settings.segment_write_key:
-        return NullAnalytics()
-    return SegmentAnalytics(settings.segment_write_key, settings.segment_host)
 
 
 def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComposition:
@@ -189,10 +163,7 @@ def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComp
         cursors=cursor_codec(settings),
         experiment=parse_experiment(settings.feed_experiment),
     )
-    for closable in (analytics, metrics):
-        close = getattr(closable, "close", None)
-        if close is not None:
-            closers.append(close)
+    closers += [analytics.close, metrics.close]
     dependencies = WebDependencies(
         token_verifier=chosen.token_verifier or token_codec(settings),
         ingestion=InteractionIngestion(unit_of_work, clock, settings.kafka_topic),

@@ -94,7 +94,7 @@ def migrate(settings: Settings) -> None:
 
 
 def mint_token(settings: Settings, user: str, service: bool, ttl_s: int) -> str:
-    from app.bootstrap import token_codec
+    from app.composition.common import token_codec
     from domain.auth import SERVICE_SCOPE
 
     return token_codec(settings).issue(user, [SERVICE_SCOPE] if service else [], ttl_s)

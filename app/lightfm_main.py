@@ -15,9 +15,7 @@ import threading
 from threadpoolctl import threadpool_limits
 
 from adapters.lightfm.model_service import CorruptArtifactError, ModelService
-from adapters.lightfm.server import build_server
-from adapters.model_store import model_store_from_uri
-from adapters.system_clock import SystemClock
+from app.composition.model_service import ModelServiceOverrides, build_model_service
 from app.logs import configure_logging
 from app.settings import Settings
 from app.signals import stop_on_signals
@@ -26,7 +24,11 @@ from domain.errors import DependencyUnavailable, NotFound
 log = logging.getLogger("feedrec.lightfm")
 
 
-def serve(settings: Settings, stop: threading.Event | None = None) -> None:
+def serve(
+    settings: Settings,
+    stop: threading.Event | None = None,
+    overrides: ModelServiceOverrides | None = None,
+) -> None:
     """Run the model service until `stop` is set; without one, until SIGTERM or SIGINT."""
     if stop is None:
         stop = stop_on_signals()
@@ -34,13 +36,9 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> None:
     # vector-matrix product out over all cores makes concurrent calls fight for them:
     # measured 67 calls/s at p50 208 ms with the default, 827 calls/s at 18 ms with one thread.
     threadpool_limits(limits=1)
-    models = ModelService(model_store_from_uri(settings.resolved_model_store_uri), SystemClock())
-    server, port = build_server(
-        models,
-        settings.lightfm_bind,
-        max_workers=settings.lightfm_max_workers,
-        admin_token=settings.lightfm_admin_token,
-    )
+    composition = build_model_service(settings, overrides)
+    models = composition.models
+    server, port = composition.listen()
     server.start()
     host = settings.lightfm_bind.rpartition(":")[0]
     log.info("lightfm listening", extra={"bind": f"{host}:{port}", "port": port})

@@ -5,8 +5,8 @@ it holds the `outbox-relay` lease (one publishing relay at a time; a crashed one
 after `RELAY_LEASE_TTL_S`), it runs relay rounds: at once again after a round that read
 something, `RELAY_POLL_INTERVAL_MS` after an empty one, with exponential backoff while the
 broker or the database fails. Sent messages older than `OUTBOX_RETENTION_S` are deleted now and
-then. SIGTERM or SIGINT finishes the round in progress, closes the producer and gives the lease
-up, so a successor can start at once.
+then. SIGTERM or SIGINT finishes the round in progress, gives the lease up and closes the
+producer, so a successor can start at once.
 
 With no `KAFKA_BOOTSTRAP_SERVERS` it publishes nothing: it says so once and keeps reporting
 the outbox backlog, and the events wait in the outbox until a broker is configured.
@@ -16,22 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import random
-import socket
 import sys
 import threading
 import time
-import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
-from adapters.kafka.admin import ensure_topic
-from adapters.kafka.producer import KafkaEventBus
-from adapters.sql.engine import make_engine
-from adapters.sql.leases import SqlLeases
-from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
-from adapters.system_clock import SystemClock
-from app.bootstrap import metrics_from
+from app.composition.relay import RelayComposition, RelayOverrides, build_relay
 from app.settings import Settings
 from app.signals import stop_on_signals
 from domain.errors import DependencyUnavailable
@@ -44,10 +36,10 @@ from domain.relay import (
     report_backlog,
 )
 from ports.observability import Metrics
+from ports.repositories import UnitOfWork
 
 log = logging.getLogger("feedrec.relay")
 
-LEASE_NAME = "outbox-relay"
 #: Seconds between deletions of old sent messages.
 PURGE_INTERVAL_S = 60.0
 #: Seconds between backlog reports when no broker is configured.
@@ -56,64 +48,43 @@ UNCONFIGURED_REPORT_S = 10.0
 WAIT_BACKOFF = Backoff(base_s=0.2, cap_s=5.0)
 
 
-def run(settings: Settings, stop_event: threading.Event | None = None) -> None:
+def run(
+    settings: Settings,
+    stop_event: threading.Event | None = None,
+    overrides: RelayOverrides | None = None,
+) -> None:
     """Relay until `stop_event` is set (or, without one, until SIGTERM/SIGINT)."""
     stop = stop_event or stop_on_signals()
     # kafka-python narrates every connection at INFO; its warnings and errors still show.
     kafka_log = logging.getLogger("kafka")
     kafka_log.setLevel(max(kafka_log.getEffectiveLevel(), logging.WARNING))
-    engine = make_engine(settings.resolved_database_url)
-    unit_of_work = SqlUnitOfWorkFactory(engine)
-    clock = SystemClock()
-    metrics = metrics_from(settings)
+    composition = build_relay(settings, overrides)
     try:
-        if not settings.kafka_bootstrap_servers:
-            log.warning(
-                "no Kafka broker configured (KAFKA_BOOTSTRAP_SERVERS is empty): "
-                "events stay in the outbox until one is"
-            )
-            _report_until_stopped(unit_of_work, metrics, stop)
-            return
-        if not _provision_topic(settings, stop):
-            return
-        bus = KafkaEventBus(
-            settings.kafka_bootstrap_servers,
-            client_id=f"feedrec-relay-{socket.gethostname()}",
-            linger_ms=settings.kafka_linger_ms,
-            compression_type=None
-            if settings.kafka_compression == "none"
-            else settings.kafka_compression,
-        )
-        relay = OutboxRelay(
-            unit_of_work,
-            bus,
-            clock,
-            metrics,
-            batch_size=settings.relay_batch_size,
-            publish_timeout_s=settings.relay_publish_timeout_s,
-        )
-        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        keeper = LeaseKeeper(
-            SqlLeases(engine),
-            LEASE_NAME,
-            holder,
-            clock,
-            timedelta(seconds=settings.relay_lease_ttl_s),
-        )
-        pacing = RelayPacing(idle_poll_s=settings.relay_poll_interval_ms / 1000)
-        retention = timedelta(seconds=settings.outbox_retention_s)
-        try:
-            _RelayLoop(relay, keeper, pacing, retention, stop).run()
-        finally:
-            bus.close()
-            with contextlib.suppress(DependencyUnavailable):
-                keeper.release()
+        _relay_until_stopped(composition, stop)
     finally:
-        close = getattr(metrics, "close", None)
-        if close is not None:
-            close()
-        engine.dispose()
+        composition.close()
         log.info("relay stopped")
+
+
+def _relay_until_stopped(composition: RelayComposition, stop: threading.Event) -> None:
+    relay = composition.relay
+    if relay is None:
+        log.warning(
+            "no Kafka broker configured (KAFKA_BOOTSTRAP_SERVERS is empty): "
+            "events stay in the outbox until one is"
+        )
+        _report_until_stopped(composition.unit_of_work, composition.metrics, stop)
+        return
+    if not _provision_topic(composition.provision_topic, stop):
+        return
+    keeper = composition.keeper
+    try:
+        _RelayLoop(relay, keeper, composition.pacing, composition.retention, stop).run()
+    finally:
+        # Every round waited for its acknowledgements, so nothing is in flight: a successor
+        # may take over before the producer is closed.
+        with contextlib.suppress(DependencyUnavailable):
+            keeper.release()
 
 
 class _RelayLoop:
@@ -189,17 +160,12 @@ class _RelayLoop:
         self._stop.wait(WAIT_BACKOFF.delay_s(self._failures, random.random()))
 
 
-def _provision_topic(settings: Settings, stop: threading.Event) -> bool:
+def _provision_topic(provision: Callable[[], None], stop: threading.Event) -> bool:
     """Create the topic if missing, retrying until the broker answers. False if stopped."""
     attempts = 0
     while not stop.is_set():
         try:
-            ensure_topic(
-                settings.kafka_bootstrap_servers,
-                settings.kafka_topic,
-                settings.kafka_topic_partitions,
-                settings.kafka_replication_factor,
-            )
+            provision()
             return True
         except DependencyUnavailable as err:
             attempts += 1
@@ -210,7 +176,7 @@ def _provision_topic(settings: Settings, stop: threading.Event) -> bool:
 
 
 def _report_until_stopped(
-    unit_of_work: SqlUnitOfWorkFactory, metrics: Metrics, stop: threading.Event
+    unit_of_work: Callable[[], UnitOfWork], metrics: Metrics, stop: threading.Event
 ) -> None:
     while not stop.is_set():
         try:

@@ -16,145 +16,25 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 import sys
 import threading
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, TextIO
 
 import schedule
 from tqdm import tqdm
 
-from adapters.lightfm.admin_client import GrpcModelServiceAdmin
-from adapters.lightfm.trainer import LightFMTrainer
-from adapters.model_store import model_store_from_uri
-from adapters.parquet_export import ParquetExporter
-from adapters.report_plot import MetricsReport
-from adapters.retrain_lab import LightFMLab
-from adapters.run_log_spool import SpooledRunLog
-from adapters.snowflake_run_log import SnowflakeRunLog
-from adapters.sql.engine import make_engine
-from adapters.sql.export_source import SqlExportSource
-from adapters.sql.leases import SqlLeases
-from adapters.sql.run_log import SqlRunLog
-from adapters.system_clock import SystemClock
-from app.bootstrap import metrics_from
+from app.composition.worker import WorkerOverrides, build_worker
 from app.settings import Settings
 from app.signals import stop_on_signals
-from domain.nightly_retrain import NightlyRetrain
-from domain.retrain import RetrainPolicy, RetrainRun, RunStatus, Stage, run_to_json
-from ports.clock import Clock
-from ports.observability import Metrics
-from ports.retrain import RunLog
+from domain.retrain import RetrainRun, RunStatus, Stage, run_to_json
 
 log = logging.getLogger("feedrec.worker")
 
-SPOOL_FILE = "retrain-runlog-spool.jsonl"
 #: Seconds between attempts to deliver spooled run log rows.
 SPOOL_DELIVERY_S = 300
 #: The longest sleep of the scheduling loop, seconds (bounds how late a stop is noticed).
 MAX_IDLE_S = 30.0
-
-
-@dataclass
-class RetrainComposition:
-    retrain: NightlyRetrain
-    run_log: SpooledRunLog
-    clock: Clock
-    closers: list[Callable[[], object]] = field(default_factory=list)
-
-    def deliver_spooled(self) -> None:
-        try:
-            waiting = self.run_log.flush()
-        except OSError as err:
-            log.error("cannot read the run log spool: %s", err)
-            return
-        if waiting:
-            log.warning("run log rows still waiting in the spool", extra={"rows": waiting})
-
-    def close(self) -> None:
-        for close in self.closers:
-            close()
-
-
-def snowflake_connect_kwargs(settings: Settings) -> dict[str, Any]:
-    """What `snowflake.connector.connect` gets for the run log."""
-    kwargs: dict[str, Any] = {
-        "account": settings.snowflake_account,
-        "user": settings.snowflake_user,
-        "password": settings.snowflake_password,
-        "database": settings.snowflake_database,
-        "schema": settings.snowflake_schema,
-        "port": settings.snowflake_port,
-        "protocol": settings.snowflake_protocol,
-        # seconds: an unreachable Snowflake must not hold a stage up for minutes
-        "login_timeout": 30,
-        "network_timeout": 60,
-        "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
-    }
-    if settings.snowflake_warehouse:
-        kwargs["warehouse"] = settings.snowflake_warehouse
-    if settings.snowflake_host:
-        kwargs["host"] = settings.snowflake_host
-    return kwargs
-
-
-def build_retrain(
-    settings: Settings, *, metrics: Metrics | None = None, clock: Clock | None = None
-) -> RetrainComposition:
-    """The nightly retrain wired from `settings`. Opens no connection yet."""
-    # The connector narrates every login and query at INFO; its warnings and errors still show.
-    connector_log = logging.getLogger("snowflake.connector")
-    connector_log.setLevel(max(connector_log.getEffectiveLevel(), logging.WARNING))
-    clock = clock or SystemClock()
-    engine = make_engine(settings.resolved_database_url)
-    s3 = settings.s3_endpoint_url or None
-    store = model_store_from_uri(settings.resolved_model_store_uri, s3)
-    trainer = LightFMTrainer(
-        no_components=settings.train_components,
-        epochs=settings.train_epochs,
-        num_threads=settings.train_threads,
-    )
-    admin = GrpcModelServiceAdmin(settings.lightfm_target, admin_token=settings.lightfm_admin_token)
-    inner: RunLog = (
-        SnowflakeRunLog(snowflake_connect_kwargs(settings))
-        if settings.snowflake_account
-        else SqlRunLog(engine)
-    )
-    run_log = SpooledRunLog(inner, settings.data_dir / SPOOL_FILE)
-    metrics = metrics or metrics_from(settings)
-    retrain = NightlyRetrain(
-        export=ParquetExporter(
-            SqlExportSource(engine),
-            settings.resolved_export_uri,
-            s3_endpoint=s3,
-            chunk_rows=settings.export_chunk_rows,
-            lag=timedelta(seconds=settings.export_lag_s),
-        ),
-        lab=LightFMLab(settings.resolved_export_uri, store, trainer, s3_endpoint=s3),
-        store=store,
-        admin=admin,
-        run_log=run_log,
-        leases=SqlLeases(engine),
-        metrics=metrics,
-        clock=clock,
-        holder=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
-        policy=RetrainPolicy(
-            window=timedelta(days=settings.training_window_days),
-            tolerance=settings.quality_tolerance,
-            lease_ttl=timedelta(seconds=settings.retrain_lease_ttl_s),
-        ),
-        report=MetricsReport(settings.resolved_model_store_uri, s3),
-    )
-    closers: list[Callable[[], object]] = [admin.close, engine.dispose]
-    close_metrics = getattr(metrics, "close", None)
-    if close_metrics is not None:
-        closers.append(close_metrics)
-    return RetrainComposition(retrain, run_log, clock, closers)
 
 
 class TqdmProgress:
@@ -192,9 +72,11 @@ class TqdmProgress:
         bar.close()
 
 
-def retrain_now(settings: Settings, stream: TextIO | None = None) -> RetrainRun:
+def retrain_now(
+    settings: Settings, stream: TextIO | None = None, overrides: WorkerOverrides | None = None
+) -> RetrainRun:
     """One run at once, with progress bars on `stream` (stderr by default)."""
-    composition = build_retrain(settings)
+    composition = build_worker(settings, overrides)
     try:
         composition.deliver_spooled()
         return composition.retrain.run(composition.clock.now(), TqdmProgress(stream))
@@ -202,11 +84,15 @@ def retrain_now(settings: Settings, stream: TextIO | None = None) -> RetrainRun:
         composition.close()
 
 
-def serve(settings: Settings, stop: threading.Event | None = None) -> None:
+def serve(
+    settings: Settings,
+    stop: threading.Event | None = None,
+    overrides: WorkerOverrides | None = None,
+) -> None:
     """Run the retrain daily at `RETRAIN_AT` UTC until `stop` is set (or, without one, until
     SIGTERM/SIGINT)."""
     stop = stop or stop_on_signals()
-    composition = build_retrain(settings)
+    composition = build_worker(settings, overrides)
     scheduler = schedule.Scheduler()
 
     def nightly() -> None:

@@ -9,7 +9,7 @@ Per size: a fresh database on a real PostgreSQL (`tests.servers.start_postgres`)
 with the rows by `COPY ... FROM STDIN` (CSV written by pyarrow; not timed), the model service
 (`python -m app.lightfm_main`) is started on a free port over an empty model store, and the
 retrain runs in a child process exactly as `feedrec retrain --now` builds it
-(`app.worker_main.build_retrain`): export to a local parquet folder, read the 90-day window
+(`app.composition.worker.build_worker`): export to a local parquet folder, read the 90-day window
 back, train LightFM (WARP, 64 components, 30 epochs, 2 threads), evaluate the newest day
 (10,000 sampled users), gate, publish (store the artifact, LoadModel, move the pointer,
 DescribeModel). Stage times come from the run's progress callbacks; peak memory is the
@@ -103,14 +103,14 @@ class StageClock:
 
 def child() -> int:
     """The retrain itself, in a process of its own (settings from the environment)."""
+    from app.composition.worker import build_worker
     from app.settings import Settings
-    from app.worker_main import build_retrain
     from domain.retrain import run_to_json
 
     settings = Settings.from_env()
     clock = StageClock()
     started = time.monotonic()
-    composition = build_retrain(settings)
+    composition = build_worker(settings)
     try:
         run = composition.retrain.run(composition.clock.now(), clock)
     finally:

@@ -23,5 +23,6 @@ class EventBus(Protocol):
         ...
 
     def close(self) -> None:
-        """Flush what can be flushed quickly and release connections."""
+        """Flush what can be flushed quickly and release connections. Closing twice is
+        harmless."""
         ...

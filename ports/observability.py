@@ -14,6 +14,11 @@ class Analytics(Protocol):
         """Queue `feed_recommendation_served` for this page."""
         ...
 
+    def close(self) -> None:
+        """Send what is queued (bounded by the adapter's shutdown timeout) and stop sending;
+        later calls do nothing. Closing twice is harmless."""
+        ...
+
 
 class Metrics(Protocol):
     def fallback(self, reason: FallbackReason, experiment_variant_id: str | None) -> None:
@@ -38,4 +43,9 @@ class Metrics(Protocol):
 
     def increment(self, name: str, value: int = 1, tags: Mapping[str, str] | None = None) -> None:
         """A counter (e.g. `feed.kafka.publish_failures`)."""
+        ...
+
+    def close(self) -> None:
+        """Release the socket (what was sent is not buffered, so nothing is lost). Closing
+        twice is harmless."""
         ...

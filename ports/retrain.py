@@ -98,6 +98,10 @@ class ModelServiceAdmin(Protocol):
         """The version the service serves now; None while it has no model loaded."""
         ...
 
+    def close(self) -> None:
+        """Release the connection to the service. Closing twice is harmless."""
+        ...
+
 
 class RunLog(Protocol):
     """One row per retrain run, keyed by `run_id` (the Snowflake table, or the embedded

@@ -58,9 +58,13 @@ class RecordingAnalytics:
     """Implements `ports.observability.Analytics`, keeping what was sent."""
 
     sent: list[FeedServed] = field(default_factory=list)
+    closed: bool = False
 
     def feed_served(self, event: FeedServed) -> None:
         self.sent.append(event)
+
+    def close(self) -> None:
+        self.closed = True
 
 
 @dataclass
@@ -71,6 +75,7 @@ class RecordingMetrics:
     timings: list[tuple[str, float, dict[str, str]]] = field(default_factory=list)
     gauges: list[tuple[str, float, dict[str, str]]] = field(default_factory=list)
     counters: list[tuple[str, int, dict[str, str]]] = field(default_factory=list)
+    closed: bool = False
 
     def fallback(self, reason: FallbackReason, experiment_variant_id: str | None) -> None:
         self.fallbacks.append((reason, experiment_variant_id))
@@ -89,6 +94,9 @@ class RecordingMetrics:
 
     def increment(self, name: str, value: int = 1, tags: Mapping[str, str] | None = None) -> None:
         self.counters.append((name, value, dict(tags or {})))
+
+    def close(self) -> None:
+        self.closed = True
 
 
 @dataclass

@@ -150,7 +150,8 @@ class FakeLab:
 class FakeModelService:
     """Implements `ports.retrain.ModelServiceAdmin` as a model service loading from `store`.
     `down` refuses every call; `revert_after_load` swaps the old version back once right
-    after a load, as the service's poll of the old published pointer would."""
+    after a load, as the service's poll of the old published pointer would; `closed` says
+    `close` was called."""
 
     def __init__(self, store: InMemoryModelStore, serving: str | None = None) -> None:
         self.store = store
@@ -159,6 +160,7 @@ class FakeModelService:
         self.refuse_loads = False
         self.revert_after_load = False
         self.loads: list[str] = []
+        self.closed = False
 
     def load(self, version: str) -> str:
         if self.down or self.refuse_loads:
@@ -181,6 +183,9 @@ class FakeModelService:
         if self.down:
             raise _down("model_service")
         return self.serving
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class InMemoryRunLog:

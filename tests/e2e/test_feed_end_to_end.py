@@ -19,15 +19,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
-from adapters.lightfm.model_service import ModelService
-from adapters.lightfm.server import build_server
 from adapters.lightfm.trainer import LightFMTrainer
 from adapters.model_store.local import LocalModelStore
 from adapters.sql.bulk import bulk_insert_interactions
 from adapters.sql.migrations import upgrade_database
-from adapters.system_clock import SystemClock
 from adapters.web.dependencies import EXTENSION_KEY, WebDependencies
 from app.bootstrap import token_codec
+from app.composition.model_service import ModelServiceOverrides, build_model_service
 from app.demo_data import generate_interactions
 from app.settings import Settings
 from app.web import create_app, shutdown
@@ -87,10 +85,14 @@ def model_server(
     store = LocalModelStore(tmp_path_factory.mktemp("models"))
     store.put(artifact.info.version, artifact.to_bytes(), artifact.info)
     store.publish(artifact.info.version)
-    models = ModelService(store, SystemClock())
-    server, port = build_server(models, "127.0.0.1:0", max_workers=8)
+    # built as the `lightfm` process builds it, over this store
+    composition = build_model_service(
+        Settings(lightfm_bind="127.0.0.1:0", lightfm_max_workers=8),
+        ModelServiceOverrides(store=store),
+    )
+    server, port = composition.listen()
     server.start()
-    models.load()
+    composition.models.load()
     try:
         yield ModelServer(f"127.0.0.1:{port}", server, artifact.user_ids[0])
     finally:

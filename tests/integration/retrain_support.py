@@ -14,16 +14,14 @@ from typing import Any
 import grpc
 
 from adapters.lightfm.model_service import ModelService
-from adapters.lightfm.server import build_server
-from adapters.model_store.local import LocalModelStore
 from adapters.sql.bulk import bulk_insert_interactions
 from adapters.sql.engine import make_engine
 from adapters.sql.migrations import upgrade_database
 from adapters.sql.run_log import SqlRunLog
-from adapters.system_clock import SystemClock
+from app.composition.model_service import build_model_service
+from app.composition.worker import build_worker
 from app.demo_data import SyntheticInteractions, generate_interactions
 from app.settings import ENV_NAMES, Settings
-from app.worker_main import build_retrain
 from domain.interactions import InteractionEvent, StoredInteraction
 from domain.retrain import RetrainRun
 from proto.lightfm.v2025_9 import recommender_pb2_grpc as pb_grpc
@@ -38,9 +36,14 @@ class ModelServer:
 
 @contextmanager
 def running_model_server(store_root: Path) -> Iterator[ModelServer]:
-    """The real model service over the store at `store_root`, with no model loaded yet."""
-    models = ModelService(LocalModelStore(store_root), SystemClock())
-    server, port = build_server(models, "127.0.0.1:0", max_workers=4)
+    """The real model service over the store at `store_root`, with no model loaded yet, built
+    as the `lightfm` process builds it."""
+    settings = Settings(
+        model_store_uri=str(store_root), lightfm_bind="127.0.0.1:0", lightfm_max_workers=4
+    )
+    composition = build_model_service(settings)
+    models = composition.models
+    server, port = composition.listen()
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
@@ -91,7 +94,7 @@ def seed(settings: Settings, history: SyntheticInteractions) -> None:
 
 
 def retrain_now(settings: Settings) -> RetrainRun:
-    composition = build_retrain(settings)
+    composition = build_worker(settings)
     try:
         return composition.retrain.run(composition.clock.now())
     finally:

@@ -70,6 +70,9 @@ class RecordingMetrics:
     def increment(self, name: str, value: int = 1, tags: Mapping[str, str] | None = None) -> None:
         raise AssertionError("the adapter counts nothing")
 
+    def close(self) -> None:
+        raise AssertionError("the adapter does not own its metrics")
+
 
 @pytest.fixture
 def server() -> Iterator[FaultServer]:

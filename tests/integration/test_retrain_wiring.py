@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from adapters.snowflake_run_log import SnowflakeRunLog
+from app.composition.worker import SPOOL_FILE, build_worker
 from app.demo_data import SyntheticInteractions
-from app.worker_main import SPOOL_FILE, build_retrain
 from domain.retrain import RunStatus, Stage
 from tests.integration.retrain_support import (
     ModelServer,
@@ -143,7 +143,7 @@ def test_with_snowflake_down_the_run_completes_and_its_row_arrives_when_it_is_ba
     assert (tmp_path / SPOOL_FILE).exists()
     assert logged(settings) == {}  # the embedded run log is not used when Snowflake is set
     with fakesnow_server(port) as kwargs:
-        composition = build_retrain(settings)
+        composition = build_worker(settings)
         try:
             composition.deliver_spooled()
         finally:

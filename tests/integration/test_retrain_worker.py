@@ -19,7 +19,8 @@ import schedule
 from adapters.sql.engine import make_engine
 from adapters.sql.migrations import upgrade_database
 from adapters.sql.run_log import SqlRunLog
-from app.worker_main import SPOOL_DELIVERY_S, SPOOL_FILE, plan
+from app.composition.worker import SPOOL_FILE
+from app.worker_main import SPOOL_DELIVERY_S, plan
 from domain.retrain import RetrainRun, RunStatus, run_to_json
 
 pytestmark = pytest.mark.integration

@@ -3,14 +3,12 @@ order, what is measured, and how it paces and backs off."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from domain.errors import DependencyUnavailable
-from domain.outbox import OutboxMessage, PendingMessage
+from domain.outbox import OutboxMessage
 from domain.relay import (
     BACKLOG_METRIC,
     PUBLISH_FAILURES_METRIC,
@@ -22,53 +20,14 @@ from domain.relay import (
     RelayResult,
     report_backlog,
 )
-from ports.event_bus import PublishOutcome
 from tests.fakes import FixedClock, InMemoryLeases, InMemoryUnitOfWorkFactory
 from tests.fakes_feed import RecordingMetrics
+from tests.fakes_relay import FakeEventBus, event_id
 
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TOPIC = "feed.interactions.v1"
-
-
-@dataclass
-class FakeEventBus:
-    """Implements `ports.event_bus.EventBus`. `down` fails every message; `refuse` fails the
-    messages whose event id is in it. `delivered` keeps what the broker acknowledged, in
-    order; `rounds` the event ids of every publish call. `clock_step` advances the clock per
-    publish, as the wait for acknowledgements does; `on_publish` runs after each one."""
-
-    clock: FixedClock
-    down: bool = False
-    refuse: set[str] = field(default_factory=set)
-    clock_step: timedelta = timedelta(milliseconds=4)
-    on_publish: Callable[[], None] | None = None
-    delivered: list[str] = field(default_factory=list)
-    rounds: list[list[str]] = field(default_factory=list)
-    timeouts: list[float] = field(default_factory=list)
-
-    def publish(self, messages: Sequence[PendingMessage], timeout_s: float) -> PublishOutcome:
-        self.timeouts.append(timeout_s)
-        self.rounds.append([_event_id(item) for item in messages])
-        self.clock.advance(self.clock_step)
-        acknowledged, failed = [], []
-        for item in messages:
-            if self.down or _event_id(item) in self.refuse:
-                failed.append(item.id)
-            else:
-                acknowledged.append(item.id)
-                self.delivered.append(_event_id(item))
-        if self.on_publish is not None:
-            self.on_publish()
-        return PublishOutcome(tuple(acknowledged), tuple(failed))
-
-    def close(self) -> None:
-        return None
-
-
-def _event_id(item: PendingMessage) -> str:
-    return str(item.message.payload["eventId"])
 
 
 @pytest.fixture
@@ -115,7 +74,7 @@ def accept(database: InMemoryUnitOfWorkFactory, *events: tuple[str, str], at: da
 
 def pending_ids(database: InMemoryUnitOfWorkFactory) -> list[str]:
     with database() as uow:
-        return [_event_id(item) for item in uow.outbox.pending(1000)]
+        return [event_id(item) for item in uow.outbox.pending(1000)]
 
 
 def test_pending_messages_are_published_oldest_first_and_marked_sent(
@@ -315,7 +274,7 @@ def test_purge_deletes_only_messages_sent_longer_ago_than_the_retention(
     accept(database, ("unsent", "u1"), at=clock.now())
 
     assert relay.purge_sent(timedelta(hours=1)) == 1
-    remaining = {_event_id(row) for row in database.state.outbox.values()}
+    remaining = {event_id(row) for row in database.state.outbox.values()}
     assert remaining == {"recent", "unsent"}
 
 

@@ -1,0 +1,54 @@
+"""Parts every process builds the same way from `Settings`. Free of Flask on purpose: the
+relay, worker and model service use them too."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+
+from adapters.dogstatsd_metrics import DogStatsdMetrics
+from adapters.jwt_tokens import JwtTokens
+from adapters.model_store import model_store_from_uri
+from adapters.null_observability import NullAnalytics, NullMetrics
+from adapters.segment_analytics import SegmentAnalytics
+from app.secrets import jwt_secret, public_key
+from app.settings import Settings
+from domain.cursor import CursorCodec
+from ports.model_store import ModelStore
+from ports.observability import Analytics, Metrics
+
+
+def token_codec(settings: Settings) -> JwtTokens:
+    return JwtTokens(
+        secret=jwt_secret(settings),
+        audience=settings.jwt_audience,
+        leeway_s=settings.jwt_leeway_s,
+        public_key_pem=public_key(settings),
+        max_lifetime_s=settings.jwt_max_lifetime_s,
+        issuer=settings.jwt_issuer,
+    )
+
+
+def cursor_codec(settings: Settings) -> CursorCodec:
+    # A key of its own, derived from the JWT secret: a cursor can never pass as a token.
+    key = hmac.new(jwt_secret(settings).encode(), b"feedrec/cursor/v1", hashlib.sha256).digest()
+    return CursorCodec(key, timedelta(seconds=settings.feed_session_ttl_s))
+
+
+def metrics_from(settings: Settings) -> Metrics:
+    if not settings.dd_agent_host:
+        return NullMetrics()
+    tags = [tag.strip() for tag in settings.dd_tags.split(",") if tag.strip()]
+    return DogStatsdMetrics(settings.dd_agent_host, settings.dd_dogstatsd_port, constant_tags=tags)
+
+
+def analytics_from(settings: Settings) -> Analytics:
+    if not settings.segment_write_key:
+        return NullAnalytics()
+    return SegmentAnalytics(settings.segment_write_key, settings.segment_host)
+
+
+def model_store_from(settings: Settings) -> ModelStore:
+    """The model store the worker publishes to and the model service loads from."""
+    return model_store_from_uri(settings.resolved_model_store_uri, settings.s3_endpoint_url or None)

@@ -1,0 +1,127 @@
+"""The `relay` process's parts: the outbox, the event bus, the relay lease."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from adapters.kafka.admin import ensure_topic
+from adapters.kafka.producer import KafkaEventBus
+from adapters.sql.engine import make_engine
+from adapters.sql.leases import SqlLeases
+from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+from adapters.system_clock import SystemClock
+from app.composition.common import metrics_from
+from app.settings import Settings
+from domain.relay import LeaseKeeper, OutboxRelay, RelayPacing
+from ports.clock import Clock
+from ports.event_bus import EventBus
+from ports.observability import Metrics
+from ports.repositories import Leases, UnitOfWork
+
+LEASE_NAME = "outbox-relay"
+
+
+@dataclass
+class RelayOverrides:
+    """Parts a caller supplies instead of the ones the settings describe. A `bus` publishes
+    even with no `KAFKA_BOOTSTRAP_SERVERS`; `provision_topic` replaces creating the topic."""
+
+    clock: Clock | None = None
+    unit_of_work: Callable[[], UnitOfWork] | None = None
+    leases: Leases | None = None
+    bus: EventBus | None = None
+    provision_topic: Callable[[], None] | None = None
+    metrics: Metrics | None = None
+    holder: str | None = None
+
+
+@dataclass
+class RelayComposition:
+    """`relay` is None when no broker is configured: the process then only reports the
+    backlog. `provision_topic` raises `DependencyUnavailable` while the broker is down.
+    `close` releases what the parts hold (the lease is the run loop's to give up)."""
+
+    unit_of_work: Callable[[], UnitOfWork]
+    metrics: Metrics
+    relay: OutboxRelay | None
+    keeper: LeaseKeeper
+    provision_topic: Callable[[], None]
+    pacing: RelayPacing
+    retention: timedelta
+    closers: list[Callable[[], object]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in self.closers:
+            close()
+
+
+def build_relay(settings: Settings, overrides: RelayOverrides | None = None) -> RelayComposition:
+    """The relay wired from `settings`. Opens no connection yet."""
+    chosen = overrides or RelayOverrides()
+    clock = chosen.clock or SystemClock()
+    unit_of_work, leases = chosen.unit_of_work, chosen.leases
+    engine = None
+    if unit_of_work is None or leases is None:
+        engine = make_engine(settings.resolved_database_url)
+        unit_of_work = unit_of_work or SqlUnitOfWorkFactory(engine)
+        leases = leases or SqlLeases(engine)
+    metrics = chosen.metrics or metrics_from(settings)
+    bus = chosen.bus or _kafka_bus(settings)
+    relay = None
+    if bus is not None:
+        relay = OutboxRelay(
+            unit_of_work,
+            bus,
+            clock,
+            metrics,
+            batch_size=settings.relay_batch_size,
+            publish_timeout_s=settings.relay_publish_timeout_s,
+        )
+    closers: list[Callable[[], object]] = [bus.close] if bus is not None else []
+    closers.append(metrics.close)
+    if engine is not None:
+        closers.append(engine.dispose)
+    keeper = LeaseKeeper(
+        leases,
+        LEASE_NAME,
+        chosen.holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        clock,
+        timedelta(seconds=settings.relay_lease_ttl_s),
+    )
+    return RelayComposition(
+        unit_of_work=unit_of_work,
+        metrics=metrics,
+        relay=relay,
+        keeper=keeper,
+        provision_topic=chosen.provision_topic or (lambda: _ensure_topic(settings)),
+        pacing=RelayPacing(idle_poll_s=settings.relay_poll_interval_ms / 1000),
+        retention=timedelta(seconds=settings.outbox_retention_s),
+        closers=closers,
+    )
+
+
+def _kafka_bus(settings: Settings) -> EventBus | None:
+    if not settings.kafka_bootstrap_servers:
+        return None
+    return KafkaEventBus(
+        settings.kafka_bootstrap_servers,
+        client_id=f"feedrec-relay-{socket.gethostname()}",
+        linger_ms=settings.kafka_linger_ms,
+        compression_type=None
+        if settings.kafka_compression == "none"
+        else settings.kafka_compression,
+    )
+
+
+def _ensure_topic(settings: Settings) -> None:
+    ensure_topic(
+        settings.kafka_bootstrap_servers,
+        settings.kafka_topic,
+        settings.kafka_topic_partitions,
+        settings.kafka_replication_factor,
+    )
