@@ -22,7 +22,7 @@ from segment.analytics.consumer import Consumer
 
 from adapters.dogstatsd_metrics import DogStatsdMetrics
 from adapters.segment_analytics import SegmentAnalytics
-from domain.feed import Algorithm, FallbackReason, FeedServed
+from domain.feed import Algorithm, FallbackReason, FeedServed, Personalization
 from tests.servers import LOOPBACK
 
 pytestmark = pytest.mark.integration
@@ -40,6 +40,7 @@ def served(
     model_version: str | None = "2024-05-01T03-00-00",
     page: int = 1,
     item_count: int = 20,
+    personalization: Personalization = Personalization.REALTIME,
 ) -> FeedServed:
     return FeedServed(
         user_id="u-42",
@@ -51,6 +52,7 @@ def served(
         page=page,
         item_count=item_count,
         served_at=SERVED_AT,
+        personalization=personalization,
     )
 
 
@@ -186,6 +188,7 @@ def test_a_served_page_reaches_segment_as_one_track_call_with_all_its_properties
             model_version=None,
             page=2,
             item_count=7,
+            personalization=Personalization.NONE,
         )
     )
     assert analytics.flush(timeout_s=5.0)
@@ -215,6 +218,7 @@ def test_a_served_page_reaches_segment_as_one_track_call_with_all_its_properties
         "page": 1,
         "item_count": 20,
         "fallback_reason": None,
+        "personalization": "realtime",
     }
     assert items["fs-fallback"]["properties"] == {
         "algorithm": "trending",
@@ -224,6 +228,7 @@ def test_a_served_page_reaches_segment_as_one_track_call_with_all_its_properties
         "page": 2,
         "item_count": 7,
         "fallback_reason": "deadline",
+        "personalization": "none",
     }
 
 
