@@ -178,12 +178,16 @@ def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComp
     )
     background = [
         PeriodicTask(
-            "trending-refresh", settings.trending_refresh_s, lambda: trending.refresh(clock.now())
+            "trending-refresh",
+            settings.trending_refresh_s,
+            lambda: trending.refresh(clock.now()),
+            warm=True,
         ),
         PeriodicTask(
             "popularity-refresh",
             settings.popularity_refresh_s,
             lambda: popularity.refresh(clock.now()),
+            warm=True,
         ),
     ]
     if exploration is not None:

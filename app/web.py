@@ -33,7 +33,11 @@ def create_app(
     app = build_flask_app(composition.dependencies)
     app.extensions[COMPOSITION_KEY] = composition
     if start_background:
+        # The boards the fallback serves from are loaded before the first request, so a
+        # worker that just started answers from them instead of 503.
         for task in composition.background:
+            if task.warm:
+                task.warm_up()
             task.start()
         atexit.register(shutdown, app)
         # Everything built so far lives as long as the worker: move it out of the collector's

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -34,7 +35,7 @@ from app.demo_data import SyntheticEvent, SyntheticInteractions, generate_intera
 from app.settings import Settings
 from domain.auth import SERVICE_SCOPE
 from domain.interactions import InteractionEvent, StoredInteraction
-from tests.servers import free_port, wait_for_port
+from tests.servers import free_port, wait_for_port, wait_for_port_closed
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -118,12 +119,20 @@ class Stack:
         argv = [str(BIN / "gunicorn"), "-c", "python:app.gunicorn_conf", "--no-control-socket"]
         self._spawn("web", [*argv, "app.web:create_app()"])
         wait_for_port("127.0.0.1", self.web_port, timeout=60, what="gunicorn")
+        deadline = time.monotonic() + 60
+        while self.request("GET", "/healthz", "")[0] != 200:  # a worker answers
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the web process never answered: {self.log_tail('web')}")
+            time.sleep(0.1)
 
     def restart_web(self) -> None:
         """Kill the web process group outright (no graceful stop) and start it again."""
         process = self._processes.pop("web")
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+        self._logs.pop("web").close()
+        # The workers die with the master, but a dying one may still hold the socket.
+        wait_for_port_closed("127.0.0.1", self.web_port, timeout=10)
         self.start_web()
 
     def close(self) -> None:
@@ -189,6 +198,8 @@ class Stack:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"{}")
+        except (urllib.error.URLError, ConnectionError):
+            return 0, {}
 
     def query(self, sql: str, **params: object) -> list[tuple[Any, ...]]:
         engine = create_engine(self.database_url)
