@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test install lint typecheck imports pytest bench-scoring bench-feed bench-ingest bench-retrain clean
+.PHONY: run test install lint typecheck imports pytest bench-scoring bench-feed bench-ingest bench-retrain bench-freshness bench-foldin clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,12 @@ bench-ingest: $(TEST_STAMP)
 
 bench-retrain: $(TEST_STAMP)
 	$(PY) bench/retrain.py
+
+bench-freshness: $(TEST_STAMP)
+	$(PY) bench/freshness.py
+
+bench-foldin: $(TEST_STAMP)
+	$(PY) bench/foldin.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

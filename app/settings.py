@@ -1,6 +1,8 @@
 """The one settings object, read from the environment here and nowhere else (12-factor).
 
 Every field has one environment variable, one default and one line in the README table.
+Longer than the modules around it on purpose: one flat list of every setting of every process
+is what an operator reads, and splitting it would scatter the names across files.
 """
 
 from __future__ import annotations

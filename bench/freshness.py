@@ -22,7 +22,9 @@ but the last day and all but 80 held-out viewers. Five measurements:
    next positive interaction with a video new to them, the feed is asked (a new session, 10
    items) and the model service alone is asked over gRPC as the nightly model serves it without
    this issue's work (no exclusions, no fresh positives); hit rate = share of those next videos
-   in the top 10.
+   in the top 10. The logged viewer never saw the feed's answers (nor the pages of the earlier
+   measurements), so those are removed from `feed_cache` (they must not rotate later pages as
+   pages a viewer saw would); exclusions, fresh positives and exploration all act as served.
 
 Last line: one JSON object (keys are only ever added).
 """
@@ -30,6 +32,7 @@ Last line: one JSON object (keys are only ever added).
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import statistics
 import sys
@@ -38,6 +41,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -91,24 +95,42 @@ class Background:
 
     stack: Stack
     rate: float
+    offset: int = 0
     sent: int = 0
     accepted: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
+        """One persistent connection and one service token: the pacing, not the client, sets
+        the rate (a new connection and token per event capped a thread near 170 events/s)."""
         videos = self.stack.history.video_ids.tolist()
+        headers = {
+            "Authorization": f"Bearer {self.stack.service_token()}",
+            "Content-Type": "application/json",
+        }
+        connection = http.client.HTTPConnection("127.0.0.1", self.stack.web_port, timeout=10)
         started = time.perf_counter()
         while not self.stop.is_set():
             due = started + self.sent / self.rate
             if (wait := due - time.perf_counter()) > 0:
                 time.sleep(wait)
-            viewer = f"bg-{self.sent % 97}"
+            event = {
+                "userId": f"bg-{self.offset}-{self.sent % 97}",
+                "videoId": videos[self.sent * 7919 % len(videos)],
+                "interactionType": "view",
+                "watchTime": 12_000,
+                "timestamp": datetime.now(UTC).isoformat(),
+            }
             try:
-                self.stack.post_interaction(viewer, videos[self.sent * 7919 % len(videos)], "view")
-                self.accepted += 1
-            except AssertionError:
-                pass
+                connection.request("POST", "/feed/interactions", json.dumps(event), headers)
+                response = connection.getresponse()
+                response.read()
+                self.accepted += response.status == 202
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", self.stack.web_port)
             self.sent += 1
+        connection.close()
 
 
 def ids(page: dict[str, object]) -> list[str]:
@@ -204,6 +226,7 @@ def measure_replay(stack: Stack, limit_events: int) -> dict[str, object]:
     for event in stack.history.events():
         if event.occurred_at < stack.cut:
             touched[event.user_id].add(event.video_id)
+    stack.forget_all_sessions()  # the earlier measurements' pages were never seen either
     hits = {"product": 0, "nightly": 0}
     evaluated = 0
     for event in events:
@@ -211,7 +234,12 @@ def measure_replay(stack: Stack, limit_events: int) -> dict[str, object]:
         new_to_viewer = event.video_id not in touched[event.user_id]
         if positive and new_to_viewer:
             evaluated += 1
-            hits["product"] += event.video_id in ids(stack.get_feed(event.user_id, limit=10))
+            # The logged viewer never saw what the feed answers here, so the answer is taken
+            # back out of feed_cache: it must not rotate their later pages as a page they saw
+            # would.
+            page = stack.get_feed(event.user_id, limit=10)
+            stack.forget_session(str(page["feedSessionId"]))
+            hits["product"] += event.video_id in ids(page)
             try:
                 request = pb.RecommendRequest(user_id=event.user_id, limit=10)
                 answer = stub.Recommend(request, timeout=2)
@@ -261,16 +289,18 @@ def main() -> None:
         started = time.perf_counter()
         stack.start()
         print(f"stack up in {time.perf_counter() - started:.1f} s", flush=True)
-        background = Background(stack, args.rate)
-        thread = threading.Thread(target=background.run, daemon=True)
-        thread.start()
+        # Two paced senders of half the rate each: one sequential client tops out near the rate.
+        senders = [Background(stack, args.rate / 2, offset=i) for i in range(2)]
+        threads = [threading.Thread(target=b.run, daemon=True) for b in senders]
+        for thread in threads:
+            thread.start()
         try:
             assert EXPERIMENT is not None
             known = [u for u in stack.known_users if EXPERIMENT.assign(u).id == "model"]
             measure_start = time.perf_counter()
             figures = measure_effect(stack, known[: args.viewers])
             elapsed = time.perf_counter() - measure_start
-            figures["background_events_per_s"] = background.accepted / elapsed
+            figures["background_events_per_s"] = sum(b.accepted for b in senders) / elapsed
             print(
                 f"effect of an interaction: p50 {figures['effect_p50_ms']:.1f} ms, p99"
                 f" {figures['effect_p99_ms']:.1f} ms, max {figures['effect_max_ms']:.1f} ms over"
@@ -295,8 +325,9 @@ def main() -> None:
                     flush=True,
                 )
         finally:
-            background.stop.set()
-            thread.join(timeout=10)
+            for sender, thread in zip(senders, threads, strict=True):
+                sender.stop.set()
+                thread.join(timeout=10)
         figures |= measure_replay(stack, args.replay_events)
         print(
             f"replay of the last day ({figures['replay_events']} events,"

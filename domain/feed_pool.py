@@ -143,7 +143,11 @@ class PoolBuilder:
         now = self._clock.now()
         try:
             interactions, served = self._history.recent(
-                user_id, now - policy.seen_ttl, now - policy.rotation, policy.max_seen
+                user_id,
+                now - policy.seen_ttl,
+                now - policy.rotation,
+                policy.max_seen,
+                policy.max_pages,
             )
         except DependencyUnavailable as err:
             log.warning("viewer state unavailable", extra={"error": err.message})

@@ -39,6 +39,8 @@ class ViewerStatePolicy:
     max_seen: int = 5_000
     max_served: int = 2_000
     max_positives: int = 200
+    #: how many of the viewer's newest pages the rotation reads
+    max_pages: int = 200
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,6 @@ class RecommendationSource(Protocol):
         ...
 
 
-#: The name the LightFM model source had before sources were data; kept for its callers.
-Recommender = RecommendationSource
-
-
 class ModelCatalogue(Protocol):
     def known_videos(self, video_ids: Sequence[str]) -> KnownVideos:
         """Which of `video_ids` (at most 10,000) the serving model can rank. Raises

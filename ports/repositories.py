@@ -154,11 +154,11 @@ class ViewerHistory(Protocol):
         interactions_since: datetime,
         served_since: datetime,
         limit: int,
+        page_limit: int,
     ) -> tuple[list[RecentInteraction], list[ServedVideo]]:
-        """The viewer's interactions with `occurred_at >= interactions_since` plus every `hide`
-        of any age, and the videos of their pages served at or after `served_since`; each list
-        newest first and at most `limit` long (the interactions) or from at most `limit` pages
-        (the served videos)."""
+        """The viewer's interactions with `occurred_at >= interactions_since` (the newest
+        `limit`) plus their `hide`s of any age (the newest `limit`), and the videos of their
+        newest `page_limit` pages served at or after `served_since`; each list newest first."""
         ...
 
 

@@ -31,6 +31,7 @@ class InMemoryViewerHistory:
         interactions_since: datetime,
         served_since: datetime,
         limit: int,
+        page_limit: int,
     ) -> tuple[list[RecentInteraction], list[ServedVideo]]:
         interactions_since, served_since = _utc(interactions_since), _utc(served_since)
         stored, pages = self._rows()
@@ -53,7 +54,7 @@ class InMemoryViewerHistory:
             (p for p in pages if p.user_id == user_id and p.created_at >= served_since),
             key=lambda page: page.created_at,
             reverse=True,
-        )[:limit]
+        )[:page_limit]
         served = [ServedVideo(i.video_id, p.created_at) for p in served_pages for i in p.items]
         return interactions, served
 

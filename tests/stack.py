@@ -209,6 +209,29 @@ class Stack:
         finally:
             engine.dispose()
 
+    def forget_session(self, feed_session_id: str) -> None:
+        """Delete a session and its pages, as if it had never been served."""
+        engine = create_engine(self.database_url)
+        try:
+            with engine.begin() as connection:
+                for table in ("feed_cache", "feed_sessions"):
+                    connection.execute(
+                        text(f"DELETE FROM {table} WHERE feed_session_id = :s"),
+                        {"s": feed_session_id},
+                    )
+        finally:
+            engine.dispose()
+
+    def forget_all_sessions(self) -> None:
+        """Delete every session and page served so far."""
+        engine = create_engine(self.database_url)
+        try:
+            with engine.begin() as connection:
+                connection.execute(text("DELETE FROM feed_cache"))
+                connection.execute(text("DELETE FROM feed_sessions"))
+        finally:
+            engine.dispose()
+
     def video_cluster(self, video_id: str) -> int | None:
         """The planted taste cluster of a video of the history (None for another video)."""
         if not self._clusters:

@@ -59,8 +59,10 @@ class SqlViewerHistory:
         interactions_since: datetime,
         served_since: datetime,
         limit: int,
+        page_limit: int,
     ) -> tuple[list[RecentInteraction], list[ServedVideo]]:
-        rows = self._read(_recent_query(user_id, interactions_since, served_since, limit))
+        query = _recent_query(user_id, interactions_since, served_since, limit, page_limit)
+        rows = self._read(query)
         interactions: list[RecentInteraction] = []
         served: list[ServedVideo] = []
         for kind, video_id, interaction_type, watch_time_ms, at, items in rows:
@@ -108,9 +110,9 @@ class SqlViewerHistory:
 
 
 def _recent_query(
-    user_id: str, interactions_since: datetime, served_since: datetime, limit: int
+    user_id: str, interactions_since: datetime, served_since: datetime, limit: int, pages: int
 ) -> Executable:
-    table, pages = user_interactions, feed_cache
+    table, page_table = user_interactions, feed_cache
     # The served pages come first: the union's column types (UTC datetimes, JSON) are the
     # first branch's. Every NULL is cast to its column's type: PostgreSQL types a bare NULL
     # in a subquery as text, which does not unite with an integer.
@@ -120,12 +122,12 @@ def _recent_query(
             cast(null(), String).label("video_id"),
             cast(null(), String).label("interaction_type"),
             cast(null(), Integer).label("watch_time_ms"),
-            pages.c.created_at.label("at"),
-            pages.c["items"].label("items"),
+            page_table.c.created_at.label("at"),
+            page_table.c["items"].label("items"),
         )
-        .where(pages.c.user_id == user_id, pages.c.created_at >= served_since)
-        .order_by(pages.c.created_at.desc())
-        .limit(limit)
+        .where(page_table.c.user_id == user_id, page_table.c.created_at >= served_since)
+        .order_by(page_table.c.created_at.desc())
+        .limit(pages)
     )
 
     def interactions(*conditions: Any) -> Any:

@@ -56,7 +56,7 @@ def test_recent_returns_the_viewers_own_rows_newest_first(storage: Storage) -> N
     serve(storage, "u2", ["y"], NOW - timedelta(minutes=1))
 
     interactions, served = storage.history.recent(
-        "u1", NOW - timedelta(days=30), NOW - timedelta(hours=6), 100
+        "u1", NOW - timedelta(days=30), NOW - timedelta(hours=6), 100, 100
     )
 
     assert [(i.video_id, i.interaction_type) for i in interactions] == [
@@ -75,12 +75,20 @@ def test_recent_returns_the_viewers_own_rows_newest_first(storage: Storage) -> N
 
 def test_recent_keeps_at_most_limit_rows_the_newest(storage: Storage) -> None:
     store(storage, *(event("u1", f"v{i}", NOW - timedelta(minutes=i)) for i in range(1, 8)))
-    interactions, _ = storage.history.recent("u1", NOW - timedelta(days=1), NOW, 3)
+    interactions, _ = storage.history.recent("u1", NOW - timedelta(days=1), NOW, 3, 3)
     assert [i.video_id for i in interactions] == ["v1", "v2", "v3"]
 
 
+def test_recent_reads_the_newest_pages_only(storage: Storage) -> None:
+    for minutes in (30, 20, 10):
+        serve(storage, "u1", [f"m{minutes}"], NOW - timedelta(minutes=minutes))
+    hour_ago = NOW - timedelta(hours=1)
+    _, served = storage.history.recent("u1", NOW - timedelta(days=1), hour_ago, 9, 2)
+    assert [s.video_id for s in served] == ["m10", "m20"]
+
+
 def test_an_unknown_viewer_has_no_history(storage: Storage) -> None:
-    assert storage.history.recent("nobody", NOW - timedelta(days=30), NOW, 100) == ([], [])
+    assert storage.history.recent("nobody", NOW - timedelta(days=30), NOW, 100, 10) == ([], [])
 
 
 def test_engagement_counts_distinct_viewers_of_positive_interactions(storage: Storage) -> None:
