@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -228,6 +229,7 @@ def measure_replay(stack: Stack, limit_events: int) -> dict[str, object]:
             touched[event.user_id].add(event.video_id)
     stack.forget_all_sessions()  # the earlier measurements' pages were never seen either
     hits = {"product": 0, "nightly": 0}
+    differences: list[int] = []  # per evaluation: product hit minus nightly hit
     evaluated = 0
     for event in events:
         positive = interaction_weight(event.interaction_type, event.watch_time_ms) > 0
@@ -239,13 +241,17 @@ def measure_replay(stack: Stack, limit_events: int) -> dict[str, object]:
             # would.
             page = stack.get_feed(event.user_id, limit=10)
             stack.forget_session(str(page["feedSessionId"]))
-            hits["product"] += event.video_id in ids(page)
+            product_hit = event.video_id in ids(page)
+            hits["product"] += product_hit
+            nightly_hit = False
             try:
                 request = pb.RecommendRequest(user_id=event.user_id, limit=10)
                 answer = stub.Recommend(request, timeout=2)
-                hits["nightly"] += event.video_id in [item.video_id for item in answer.items]
+                nightly_hit = event.video_id in [item.video_id for item in answer.items]
             except grpc.RpcError:
                 pass  # a viewer the model does not know: the nightly model has no answer
+            hits["nightly"] += nightly_hit
+            differences.append(int(product_hit) - int(nightly_hit))
         stack.post_interaction(
             event.user_id,
             event.video_id,
@@ -256,7 +262,10 @@ def measure_replay(stack: Stack, limit_events: int) -> dict[str, object]:
         touched[event.user_id].add(event.video_id)
     channel.close()
     product, nightly = hits["product"] / evaluated, hits["nightly"] / evaluated
+    # Paired: the same next positive judged both ways; a normal interval on the mean difference.
+    spread = 1.96 * statistics.stdev(differences) / len(differences) ** 0.5
     return {
+        "replay_hit_rate_gain_ci95": spread,
         "replay_events": len(events),
         "replay_evaluated": evaluated,
         "replay_hit_rate": product,
@@ -286,6 +295,7 @@ def main() -> None:
         "bench_fresh"
     ) as url:
         stack = Stack(Path(workdir), url, kafka.bootstrap, topic, plan)
+        load_before = os.getloadavg()[0]
         started = time.perf_counter()
         stack.start()
         print(f"stack up in {time.perf_counter() - started:.1f} s", flush=True)
@@ -333,10 +343,17 @@ def main() -> None:
             f"replay of the last day ({figures['replay_events']} events,"
             f" {figures['replay_evaluated']} next positives): hit@10 product"
             f" {figures['replay_hit_rate']:.3f} vs nightly model alone"
-            f" {figures['nightly_hit_rate']:.3f} (gain {figures['replay_hit_rate_gain']:+.3f})",
+            f" {figures['nightly_hit_rate']:.3f} (gain {figures['replay_hit_rate_gain']:+.3f}"
+            f" ± {figures['replay_hit_rate_gain_ci95']:.3f}, 95% paired interval)",
             flush=True,
         )
         stack.close()
+    figures["load_avg_1m_before"] = load_before
+    figures["load_avg_1m_after"] = os.getloadavg()[0]
+    print(
+        f"machine load (1-minute average, 2 cores): {load_before:.2f} before,"
+        f" {figures['load_avg_1m_after']:.2f} after (includes this benchmark's own stack)"
+    )
     for key, (op, bound) in TARGETS.items():
         value = float(figures[key] or 0.0)  # type: ignore[arg-type]
         checks = {"<=": value <= bound, "==": value == bound, ">=": value >= bound}
