@@ -10,7 +10,7 @@ ones mostly skips and hides. Everything is vectorised numpy: ten million rows ta
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from adapters.lightfm.interactions import INTERACTION_TYPES, TrainingInteractions
-from domain.interactions import InteractionType
+from domain.interactions import InteractionEvent, InteractionType, StoredInteraction
 
 DEMO_USERS = 1_000
 DEMO_VIDEOS = 5_000
@@ -90,6 +90,26 @@ class SyntheticInteractions:
             ):
                 occurred = datetime.fromtimestamp(moment / 1000, tz=UTC)
                 yield SyntheticEvent(user, video, INTERACTION_TYPES[kind], watch, occurred)
+
+
+def as_stored(
+    events: Iterable[SyntheticEvent], id_prefix: str
+) -> Iterator[StoredInteraction]:
+    """Generated events as stored history: event ids `<id_prefix>-<n>`, received when they
+    happened, no recommendation score (for seeding a database)."""
+    for index, event in enumerate(events):
+        yield StoredInteraction(
+            InteractionEvent(
+                f"{id_prefix}-{index:07d}",
+                event.user_id,
+                event.video_id,
+                event.interaction_type,
+                event.watch_time_ms,
+                event.occurred_at,
+            ),
+            event.occurred_at,
+            None,
+        )
 
 
 def generate_interactions(

@@ -71,10 +71,9 @@ from adapters.model_store.local import LocalModelStore  # noqa: E402
 from adapters.sql.bulk import bulk_insert_interactions  # noqa: E402
 from adapters.sql.migrations import upgrade_database  # noqa: E402
 from app.bootstrap import token_codec  # noqa: E402
-from app.demo_data import generate_interactions  # noqa: E402
+from app.demo_data import as_stored, generate_interactions  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from domain.auth import SERVICE_SCOPE  # noqa: E402
-from domain.interactions import InteractionEvent, StoredInteraction  # noqa: E402
 from domain.model import ModelInfo  # noqa: E402
 from proto.lightfm.v2025_9 import recommender_pb2 as pb  # noqa: E402
 from proto.lightfm.v2025_9 import recommender_pb2_grpc as pb_grpc  # noqa: E402
@@ -328,21 +327,7 @@ def seed_database(url: str) -> int:
     try:
         return bulk_insert_interactions(
             engine,
-            (
-                StoredInteraction(
-                    InteractionEvent(
-                        f"bench-{i}",
-                        e.user_id,
-                        e.video_id,
-                        e.interaction_type,
-                        e.watch_time_ms,
-                        e.occurred_at,
-                    ),
-                    e.occurred_at,
-                    None,
-                )
-                for i, e in enumerate(history.events())
-            ),
+            as_stored(history.events(), "bench"),
         )
     finally:
         engine.dispose()

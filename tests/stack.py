@@ -31,10 +31,9 @@ from adapters.model_store.local import LocalModelStore
 from adapters.sql.bulk import bulk_insert_interactions
 from adapters.sql.migrations import upgrade_database
 from app.composition.common import token_codec
-from app.demo_data import SyntheticEvent, SyntheticInteractions, generate_interactions
+from app.demo_data import SyntheticEvent, SyntheticInteractions, as_stored, generate_interactions
 from app.settings import Settings
 from domain.auth import SERVICE_SCOPE
-from domain.interactions import InteractionEvent, StoredInteraction
 from tests.servers import free_port, wait_for_port, wait_for_port_closed
 
 REPO = Path(__file__).resolve().parent.parent
@@ -297,24 +296,7 @@ class Stack:
     def _seed(self) -> None:
         engine = create_engine(self.database_url)
         try:
-            bulk_insert_interactions(
-                engine,
-                (
-                    StoredInteraction(
-                        InteractionEvent(
-                            f"seed-{i}",
-                            e.user_id,
-                            e.video_id,
-                            e.interaction_type,
-                            e.watch_time_ms,
-                            e.occurred_at,
-                        ),
-                        e.occurred_at,
-                        None,
-                    )
-                    for i, e in enumerate(self._seeded())
-                ),
-            )
+            bulk_insert_interactions(engine, as_stored(self._seeded(), "seed"))
         finally:
             engine.dispose()
 

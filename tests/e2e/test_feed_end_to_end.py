@@ -26,10 +26,9 @@ from adapters.sql.migrations import upgrade_database
 from adapters.web.dependencies import EXTENSION_KEY, WebDependencies
 from app.bootstrap import token_codec
 from app.composition.model_service import ModelServiceOverrides, build_model_service
-from app.demo_data import generate_interactions
+from app.demo_data import as_stored, generate_interactions
 from app.settings import Settings
 from app.web import create_app, shutdown
-from domain.interactions import InteractionEvent, StoredInteraction
 from tests.servers import PostgresServer, free_port
 from tests.web_support import SECRET, bearer
 
@@ -61,21 +60,7 @@ def model_server(
     try:
         bulk_insert_interactions(
             engine,
-            (
-                StoredInteraction(
-                    InteractionEvent(
-                        f"seed-{i}",
-                        e.user_id,
-                        e.video_id,
-                        e.interaction_type,
-                        e.watch_time_ms,
-                        e.occurred_at,
-                    ),
-                    e.occurred_at,
-                    None,
-                )
-                for i, e in enumerate(history.events())
-            ),
+            as_stored(history.events(), "seed"),
         )
     finally:
         engine.dispose()
