@@ -212,18 +212,26 @@ class RelayPacing:
 
 
 class LeaseKeeper:
-    """Holds a named lease for this process: takes it when free, renews it once a third of its
-    time-to-live has passed (one database write per renewal, not per round), and says whether
-    this process may work now."""
+    """Holds a named lease for this process: takes it when free, renews it once `renew_every`
+    (by default a third of its time-to-live) has passed (one database write per renewal, not
+    per round), and says whether this process may work now. A lease that lives as long as its
+    holder's connection is checked on every `hold()` (`renew_every` zero)."""
 
     def __init__(
-        self, leases: Leases, name: str, holder: str, clock: Clock, ttl: timedelta
+        self,
+        leases: Leases,
+        name: str,
+        holder: str,
+        clock: Clock,
+        ttl: timedelta,
+        renew_every: timedelta | None = None,
     ) -> None:
         self._leases = leases
         self._name = name
         self._holder = holder
         self._clock = clock
         self._ttl = ttl
+        self._renew_every = ttl / 3 if renew_every is None else renew_every
         self._renewed_at: datetime | None = None
 
     @property
@@ -234,7 +242,7 @@ class LeaseKeeper:
         """True when this process holds the lease now. Raises `DependencyUnavailable` when the
         database cannot be reached (the caller then stops working: the lease may lapse)."""
         now = self._clock.now()
-        if self._renewed_at is not None and now - self._renewed_at < self._ttl / 3:
+        if self._renewed_at is not None and now - self._renewed_at < self._renew_every:
             return True
         self._renewed_at = None
         if self._leases.acquire(self._name, self._holder, now, self._ttl):
