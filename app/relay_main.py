@@ -86,7 +86,7 @@ def _relay_until_stopped(composition: RelayComposition, stop: threading.Event) -
             composition.pacing,
             composition.retention,
             stop,
-            composition.standby_poll_s,
+            standby_poll_s=composition.standby_poll_s,
         ).run()
     finally:
         # Every round waited for its acknowledgements, so nothing is in flight: a successor
@@ -105,6 +105,7 @@ class _RelayLoop:
         pacing: RelayPacing,
         retention: timedelta,
         stop: threading.Event,
+        *,
         standby_poll_s: float = WAIT_BACKOFF.cap_s,
     ) -> None:
         self._relay = relay

@@ -224,6 +224,7 @@ class LeaseKeeper:
         holder: str,
         clock: Clock,
         ttl: timedelta,
+        *,
         renew_every: timedelta | None = None,
     ) -> None:
         self._leases = leases
