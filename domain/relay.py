@@ -38,6 +38,9 @@ if TYPE_CHECKING:  # ports are the domain's types, never its runtime imports
 PUBLISH_LATENCY_METRIC = "feed.kafka.publish_latency_ms"
 BACKLOG_METRIC = "feed.outbox.backlog"
 PUBLISH_FAILURES_METRIC = "feed.kafka.publish_failures"
+#: Messages the broker acknowledged that will be published again (at least once): the database
+#: failed before they were marked sent, or they were held back behind a same-key failure.
+REPUBLISHED_METRIC = "feed.outbox.republished"
 #: While idle the backlog gauge is sent at most this often (a busy round always sends it).
 IDLE_GAUGE_INTERVAL = timedelta(seconds=1)
 #: A full round counts the unsent messages at most this often: counting walks the whole
@@ -117,12 +120,19 @@ class OutboxRelay:
             else:
                 sent.append(item.id)
 
-        with self._unit_of_work() as uow:
-            if sent:
-                uow.outbox.mark_sent(sent, acknowledged_at)
-            if failed:
-                uow.outbox.record_failure(failed)
-            uow.commit()
+        try:
+            with self._unit_of_work() as uow:
+                if sent:
+                    uow.outbox.mark_sent(sent, acknowledged_at)
+                if failed:
+                    uow.outbox.record_failure(failed)
+                uow.commit()
+        except Exception:
+            if sent:  # on the topic already, and still pending: they go out again
+                self._metrics.increment(REPUBLISHED_METRIC, len(sent))
+            raise
+        if held_back:
+            self._metrics.increment(REPUBLISHED_METRIC, len(held_back))
 
         sent_ids = set(sent)
         self._metrics.timing_samples(
@@ -201,7 +211,9 @@ class RelayPacing:
     `idle_poll_s` at low load: a new message waits on average half of it before it is read."""
 
     idle_poll_s: float = 0.005
-    backoff: Backoff = Backoff()
+    #: A returning broker waits out at most this backoff before the backlog drains: capped at
+    #: 1 s (a failing round costs one producer connect attempt, so this is cheap).
+    backoff: Backoff = Backoff(base_s=0.1, cap_s=1.0)
 
     def pause_s(self, result: RelayResult, consecutive_failures: int, unit_random: float) -> float:
         if consecutive_failures > 0:
