@@ -103,8 +103,13 @@ def mint_token(settings: Settings, user: str, service: bool, ttl_s: int) -> str:
 def up(settings: Settings) -> int:
     """Prepare the embedded defaults, then hand over to honcho with the Procfile."""
     from app.demo import ensure_demo_model, seed_demo
+    from app.ports_check import taken_ports
     from app.secrets import jwt_secret
 
+    if taken := taken_ports(settings):
+        for port in taken:
+            print(f"feedrec up: {port.describe()}", file=sys.stderr)
+        return 2
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     jwt_secret(settings, create=True)

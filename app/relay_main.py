@@ -1,7 +1,8 @@
 """The `relay` process (`feedrec relay`, Procfile `relay`): publishes the outbox to Kafka.
 
 At start it creates the topic if it is missing (retrying while the broker is down). Then, while
-it holds the `outbox-relay` lease (one publishing relay at a time; a crashed one's lease lapses
+it holds the `outbox-relay` lease (one publishing relay at a time; on PostgreSQL a killed one's
+lease frees with its connection and a standby polls for it twice a second, on SQLite it lapses
 after `RELAY_LEASE_TTL_S`), it runs relay rounds: at once again after a round that read
 something, `RELAY_POLL_INTERVAL_MS` after an empty one, with exponential backoff while the
 broker or the database fails. Sent messages older than `OUTBOX_RETENTION_S` are deleted now and
@@ -79,7 +80,14 @@ def _relay_until_stopped(composition: RelayComposition, stop: threading.Event) -
         return
     keeper = composition.keeper
     try:
-        _RelayLoop(relay, keeper, composition.pacing, composition.retention, stop).run()
+        _RelayLoop(
+            relay,
+            keeper,
+            composition.pacing,
+            composition.retention,
+            stop,
+            standby_poll_s=composition.standby_poll_s,
+        ).run()
     finally:
         # Every round waited for its acknowledgements, so nothing is in flight: a successor
         # may take over before the producer is closed.
@@ -97,8 +105,11 @@ class _RelayLoop:
         pacing: RelayPacing,
         retention: timedelta,
         stop: threading.Event,
+        *,
+        standby_poll_s: float = WAIT_BACKOFF.cap_s,
     ) -> None:
         self._relay = relay
+        self._standby_poll_s = standby_poll_s
         self._keeper = keeper
         self._pacing = pacing
         self._retention = retention
@@ -118,7 +129,7 @@ class _RelayLoop:
                 self._failed("relay round failed unexpectedly", unexpected=True)
                 continue
             if result is None:  # another relay holds the lease
-                self._stop.wait(WAIT_BACKOFF.cap_s * (0.5 + random.random() / 2))
+                self._stop.wait(self._standby_poll_s * (0.5 + random.random() / 2))
                 continue
             if result.failed:
                 self._failures += 1

@@ -38,6 +38,9 @@ if TYPE_CHECKING:  # ports are the domain's types, never its runtime imports
 PUBLISH_LATENCY_METRIC = "feed.kafka.publish_latency_ms"
 BACKLOG_METRIC = "feed.outbox.backlog"
 PUBLISH_FAILURES_METRIC = "feed.kafka.publish_failures"
+#: Messages the broker acknowledged that will be published again (at least once): the database
+#: failed before they were marked sent, or they were held back behind a same-key failure.
+REPUBLISHED_METRIC = "feed.outbox.republished"
 #: While idle the backlog gauge is sent at most this often (a busy round always sends it).
 IDLE_GAUGE_INTERVAL = timedelta(seconds=1)
 #: A full round counts the unsent messages at most this often: counting walks the whole
@@ -117,12 +120,19 @@ class OutboxRelay:
             else:
                 sent.append(item.id)
 
-        with self._unit_of_work() as uow:
-            if sent:
-                uow.outbox.mark_sent(sent, acknowledged_at)
-            if failed:
-                uow.outbox.record_failure(failed)
-            uow.commit()
+        try:
+            with self._unit_of_work() as uow:
+                if sent:
+                    uow.outbox.mark_sent(sent, acknowledged_at)
+                if failed:
+                    uow.outbox.record_failure(failed)
+                uow.commit()
+        except Exception:
+            if sent:  # on the topic already, and still pending: they go out again
+                self._metrics.increment(REPUBLISHED_METRIC, len(sent))
+            raise
+        if held_back:
+            self._metrics.increment(REPUBLISHED_METRIC, len(held_back))
 
         sent_ids = set(sent)
         self._metrics.timing_samples(
@@ -201,7 +211,9 @@ class RelayPacing:
     `idle_poll_s` at low load: a new message waits on average half of it before it is read."""
 
     idle_poll_s: float = 0.005
-    backoff: Backoff = Backoff()
+    #: A returning broker waits out at most this backoff before the backlog drains: capped at
+    #: 1 s (a failing round costs one producer connect attempt, so this is cheap).
+    backoff: Backoff = Backoff(base_s=0.1, cap_s=1.0)
 
     def pause_s(self, result: RelayResult, consecutive_failures: int, unit_random: float) -> float:
         if consecutive_failures > 0:
@@ -212,18 +224,27 @@ class RelayPacing:
 
 
 class LeaseKeeper:
-    """Holds a named lease for this process: takes it when free, renews it once a third of its
-    time-to-live has passed (one database write per renewal, not per round), and says whether
-    this process may work now."""
+    """Holds a named lease for this process: takes it when free, renews it once `renew_every`
+    (by default a third of its time-to-live) has passed (one database write per renewal, not
+    per round), and says whether this process may work now. A lease that lives as long as its
+    holder's connection is checked on every `hold()` (`renew_every` zero)."""
 
     def __init__(
-        self, leases: Leases, name: str, holder: str, clock: Clock, ttl: timedelta
+        self,
+        leases: Leases,
+        name: str,
+        holder: str,
+        clock: Clock,
+        ttl: timedelta,
+        *,
+        renew_every: timedelta | None = None,
     ) -> None:
         self._leases = leases
         self._name = name
         self._holder = holder
         self._clock = clock
         self._ttl = ttl
+        self._renew_every = ttl / 3 if renew_every is None else renew_every
         self._renewed_at: datetime | None = None
 
     @property
@@ -234,7 +255,7 @@ class LeaseKeeper:
         """True when this process holds the lease now. Raises `DependencyUnavailable` when the
         database cannot be reached (the caller then stops working: the lease may lapse)."""
         now = self._clock.now()
-        if self._renewed_at is not None and now - self._renewed_at < self._ttl / 3:
+        if self._renewed_at is not None and now - self._renewed_at < self._renew_every:
             return True
         self._renewed_at = None
         if self._leases.acquire(self._name, self._holder, now, self._ttl):

@@ -50,6 +50,7 @@ class Breaker:
         )
         self._lock = threading.Lock()
         self._probing = False
+        self._reachable = False  # the transport reconnected since the breaker opened
 
     @property
     def closed(self) -> bool:
@@ -61,10 +62,20 @@ class Breaker:
             state = self._package.state
             if state == STATE_CLOSED:
                 return Admission.CALL
-            if state == STATE_HALF_OPEN and not self._probing:
+            if self._probing:
+                return Admission.REJECT
+            if state == STATE_HALF_OPEN or self._reachable:
                 self._probing = True
+                self._reachable = False
                 return Admission.PROBE
             return Admission.REJECT
+
+    def reachable(self) -> None:
+        """The transport (re)connected: while open, let one probe through without waiting out
+        the cool-down, so a restarted service answers again as soon as it accepts calls."""
+        with self._lock:
+            if self._package.state != STATE_CLOSED:
+                self._reachable = True
 
     def settle(self, admission: Admission, failed: bool) -> None:
         """Report how an admitted call went: `failed` for a counted failure."""
@@ -76,6 +87,8 @@ class Breaker:
                 if failed:
                     raise _CountedFailure
             now_closed = self._package.state == STATE_CLOSED
+            if failed:
+                self._reachable = False  # a hint older than this failure says nothing
         if was_closed and not now_closed:
             log.warning("model circuit breaker opened")
         elif now_closed and not was_closed:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC
@@ -51,6 +52,9 @@ SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["Recommender"].full_name
 HEALTH_TIMEOUT_S = 0.3
 #: KnownVideos runs in the background (exploration refresh), never on a request's path.
 CATALOGUE_TIMEOUT_S = 2.0
+#: Under gevent a call is abandoned this long after its deadline if gRPC has not returned yet
+#: (the deadline fires in gRPC's core; waking the greenlet can lag behind a busy hub).
+BACKSTOP_S = 0.005
 #: At most this many recent positives travel with a Recommend call (the server's limit).
 MAX_RECENT_POSITIVES = 500
 _PERSONALIZATION = {
@@ -85,9 +89,11 @@ SERVICE_CONFIG: dict[str, Any] = {
 DEFAULT_CHANNEL_OPTIONS: Mapping[str, str | int] = {
     "grpc.service_config": json.dumps(SERVICE_CONFIG),
     "grpc.enable_retries": 1,
-    # gRPC's reconnect backoff grows to 120 s by default: a model service back after a restart
-    # would still be refused for minutes. Cap it near the breaker's cool-down.
-    "grpc.max_reconnect_backoff_ms": 5_000,
+    # gRPC's reconnect backoff starts at 1 s and grows to 120 s by default: a model service
+    # back after a restart would be refused for seconds to minutes. Reconnect attempts to a
+    # closed loopback or LAN port cost one SYN each, so try twice a second at most.
+    "grpc.initial_reconnect_backoff_ms": 100,
+    "grpc.max_reconnect_backoff_ms": 500,
 }
 
 # NOT_FOUND is the model's "unknown user" answer. INVALID_ARGUMENT is our bug (the web layer
@@ -130,6 +136,7 @@ class GrpcRecommender:
         self._breaker = Breaker(breaker_failures, breaker_cooldown_s)
         self._metrics = metrics
         self._target = target
+        self._disconnected = False  # seen not READY since the breaker opened
 
     @property
     def name(self) -> Algorithm:
@@ -137,12 +144,13 @@ class GrpcRecommender:
 
     def rank(self, request: RankRequest) -> Ranking:
         started = time.perf_counter()
+        self._watch_reconnect()
         admission = self._breaker.admit()
         if admission is Admission.REJECT:
             self._report(FallbackReason.CIRCUIT_OPEN, started)
             raise RecommendationFailed(FallbackReason.CIRCUIT_OPEN, f"breaker open: {self._target}")
         try:
-            ranking = self._call(request)
+            ranking = self._call_with_backstop(request)
         except RecommendationFailed as failure:
             self._breaker.settle(admission, failure.reason in _COUNTED)
             self._report(failure.reason, started)
@@ -159,6 +167,31 @@ class GrpcRecommender:
         """Close the channel; a later `rank` fails with ERROR."""
         self._channel.close()
 
+    def _watch_reconnect(self) -> None:
+        """While the breaker is open, a channel seen down and now READY again (the service
+        restarted) lets one probe through at once instead of after the rest of the cool-down.
+        A service that fails while connected gets no such shortcut."""
+        if self._breaker.closed:
+            self._disconnected = False
+        elif not self._connected():
+            self._disconnected = True
+        elif self._disconnected:
+            self._disconnected = False
+            self._breaker.reachable()
+
+    def _connected(self) -> bool:
+        """Is the channel READY now? Also asks an idle channel to connect. Non-blocking.
+
+        `Channel.subscribe` would tell the same, but its polling thread races `close()` (grpcio
+        1.85: "Channel closed!" raised in that thread), so this asks the core channel directly.
+        """
+        core = getattr(self._channel, "_channel", None)
+        try:
+            state = core.check_connectivity_state(True) if core is not None else None
+        except ValueError:  # closed
+            return False
+        return bool(state == grpc.ChannelConnectivity.READY.value[0])
+
     def known_videos(self, video_ids: Sequence[str]) -> KnownVideos:
         try:
             response = self._stub.KnownVideos(
@@ -169,6 +202,20 @@ class GrpcRecommender:
         except (ValueError, TypeError) as err:  # a closed channel
             raise DependencyUnavailable("model", f"KnownVideos: {err}") from err
         return KnownVideos(frozenset(response.known_video_ids), response.model_version)
+
+    def _call_with_backstop(self, request: RankRequest) -> Ranking:
+        monkey = sys.modules.get("gevent.monkey")
+        if monkey is None or not monkey.is_module_patched("socket"):
+            return self._call(request)
+        import gevent
+
+        try:
+            with gevent.Timeout(request.timeout_s + BACKSTOP_S):
+                return self._call(request)
+        except gevent.Timeout as err:
+            raise RecommendationFailed(
+                FallbackReason.DEADLINE, f"no answer {BACKSTOP_S * 1000:.0f} ms past the deadline"
+            ) from err
 
     def _call(self, request: RankRequest) -> Ranking:
         limit, exclude = request.limit, request.exclude

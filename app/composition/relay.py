@@ -12,7 +12,7 @@ from datetime import timedelta
 from adapters.kafka.admin import ensure_topic
 from adapters.kafka.producer import KafkaEventBus
 from adapters.sql.engine import make_engine
-from adapters.sql.leases import SqlLeases
+from adapters.sql.leases import PgSessionLeases, SqlLeases
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from adapters.system_clock import SystemClock
 from app.composition.common import metrics_from
@@ -24,6 +24,10 @@ from ports.observability import Metrics
 from ports.repositories import Leases, UnitOfWork
 
 LEASE_NAME = "outbox-relay"
+#: Seconds a standby relay waits between tries for an expiring lease (it frees at its TTL).
+TTL_STANDBY_POLL_S = 5.0
+#: ... and for a PostgreSQL session lease (it frees the moment its holder's connection closes).
+SESSION_STANDBY_POLL_S = 0.5
 
 
 @dataclass
@@ -53,6 +57,8 @@ class RelayComposition:
     provision_topic: Callable[[], None]
     pacing: RelayPacing
     retention: timedelta
+    #: seconds between a standby relay's tries for the lease (jittered down to half)
+    standby_poll_s: float = TTL_STANDBY_POLL_S
     closers: list[Callable[[], object]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -66,10 +72,15 @@ def build_relay(settings: Settings, overrides: RelayOverrides | None = None) -> 
     clock = chosen.clock or SystemClock()
     unit_of_work, leases = chosen.unit_of_work, chosen.leases
     engine = None
+    session_lease = False
     if unit_of_work is None or leases is None:
         engine = make_engine(settings.resolved_database_url)
         unit_of_work = unit_of_work or SqlUnitOfWorkFactory(engine)
-        leases = leases or SqlLeases(engine)
+        if leases is None:
+            # PostgreSQL frees a dead holder's lock with its connection: a successor within
+            # one standby poll. SQLite has no sessions to tie a lock to: the TTL lease.
+            session_lease = engine.dialect.name == "postgresql"
+            leases = PgSessionLeases(engine) if session_lease else SqlLeases(engine)
     metrics = chosen.metrics or metrics_from(settings)
     bus = chosen.bus or _kafka_bus(settings)
     relay = None
@@ -92,6 +103,7 @@ def build_relay(settings: Settings, overrides: RelayOverrides | None = None) -> 
         chosen.holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
         clock,
         timedelta(seconds=settings.relay_lease_ttl_s),
+        renew_every=timedelta(0) if session_lease else None,
     )
     return RelayComposition(
         unit_of_work=unit_of_work,
@@ -101,6 +113,7 @@ def build_relay(settings: Settings, overrides: RelayOverrides | None = None) -> 
         provision_topic=chosen.provision_topic or (lambda: _ensure_topic(settings)),
         pacing=RelayPacing(idle_poll_s=settings.relay_poll_interval_ms / 1000),
         retention=timedelta(seconds=settings.outbox_retention_s),
+        standby_poll_s=SESSION_STANDBY_POLL_S if session_lease else TTL_STANDBY_POLL_S,
         closers=closers,
     )
 

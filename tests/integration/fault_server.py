@@ -47,7 +47,7 @@ class FaultServer:
     It is its own servicer: `add_RecommenderServicer_to_server` looks the handlers up by name.
     """
 
-    def __init__(self, max_workers: int = 16) -> None:
+    def __init__(self, max_workers: int = 16, port: int = 0) -> None:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._default = Behaviour()
@@ -67,7 +67,7 @@ class FaultServer:
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self.set_serving(True)
-        self.port: int = self._server.add_insecure_port("127.0.0.1:0")
+        self.port: int = self._server.add_insecure_port(f"127.0.0.1:{port}")
         if self.port == 0:
             raise OSError("the fault server could not listen")
         self._server.start()

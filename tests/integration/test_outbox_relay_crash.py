@@ -171,3 +171,43 @@ def test_a_relay_killed_mid_backlog_and_restarted_delivers_every_event_once_afte
     assert sum(len(ids) for ids in seen.values()) == total  # each exactly once after dedup
     for user, ids in seen.items():  # and in the order they were accepted
         assert ids == [event_id for event_id in accepted if event_id.startswith(f"{user}-")]
+
+
+def sent_count(url: str) -> int:
+    return outbox_counts(url)[0]
+
+
+def test_a_standby_relay_publishes_within_two_seconds_of_the_holders_death(
+    tmp_path: Path,
+    fresh_postgres_url: str,
+    relay_env: dict[str, str],
+    accepted: list[str],
+    relays: list[subprocess.Popen[bytes]],
+    record_property: RecordProperty,
+) -> None:
+    # A long TTL: on PostgreSQL the session lease must not need it to lapse.
+    env = {**relay_env, "RELAY_LEASE_TTL_S": "30", "RELAY_BATCH_SIZE": "50"}
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    first = start_relay(env, first_log, relays)
+    deadline = time.monotonic() + 30
+    while sent_count(fresh_postgres_url) == 0:
+        assert first.poll() is None, first_log.read_text()
+        assert time.monotonic() < deadline, f"the relay sent nothing:\n{first_log.read_text()}"
+        time.sleep(0.005)
+    second = start_relay(env, second_log, relays)
+    time.sleep(2.0)  # the standby is up and polling
+    assert "holding the relay lease" not in second_log.read_text()  # never two at once
+    before = sent_count(fresh_postgres_url)
+    assert before < len(accepted)
+
+    first.send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    first.wait(10)
+    at_death = sent_count(fresh_postgres_url)
+    while sent_count(fresh_postgres_url) == at_death:
+        assert second.poll() is None, second_log.read_text()
+        assert time.monotonic() - killed_at < 10, second_log.read_text()
+        time.sleep(0.01)
+    takeover_s = time.monotonic() - killed_at
+    record_property("relay_takeover_s", round(takeover_s, 3))
+    assert takeover_s < 2.0, second_log.read_text()

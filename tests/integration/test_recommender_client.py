@@ -539,3 +539,43 @@ def test_the_catalogue_says_which_videos_the_model_knows(
     server.fail_always(grpc.StatusCode.UNAVAILABLE)
     with pytest.raises(DependencyUnavailable):
         client.known_videos([known_id])
+
+
+# --- a restarted model service ------------------------------------------------------------------
+
+
+def test_a_restarted_service_answers_within_a_second_of_its_health_check(
+    metrics: RecordingMetrics,
+) -> None:
+    # The production cool-down (5 s): the breaker must not make a restarted service wait it out.
+    first = FaultServer()
+    port = first.port
+    client = GrpcRecommender(first.target, breaker_cooldown_s=5.0, metrics=metrics)
+    health = ModelServiceHealth(first.target)
+    try:
+        assert rank(client).model_version == MODEL_VERSION
+        first.stop()
+        for _ in range(5):
+            failure_of(lambda: rank(client))
+        assert failure_of(lambda: rank(client))[0].reason is FallbackReason.CIRCUIT_OPEN
+        time.sleep(1.0)  # down long enough for gRPC's reconnect backoff to grow
+        second = FaultServer(port=port)
+        try:
+            while not health.check().ok:
+                time.sleep(0.01)
+            healthy_at = time.monotonic()
+            while True:
+                try:
+                    answered = rank(client)
+                    break
+                except RecommendationFailed:
+                    assert time.monotonic() - healthy_at < 3.0, "the model never answered"
+                    time.sleep(0.02)
+            recovered_s = time.monotonic() - healthy_at
+        finally:
+            second.stop()
+    finally:
+        client.close()
+        health.close()
+    assert answered.model_version == MODEL_VERSION
+    assert recovered_s < 1.0

@@ -13,6 +13,7 @@ from domain.relay import (
     BACKLOG_METRIC,
     PUBLISH_FAILURES_METRIC,
     PUBLISH_LATENCY_METRIC,
+    REPUBLISHED_METRIC,
     Backoff,
     LeaseKeeper,
     OutboxRelay,
@@ -333,3 +334,44 @@ def test_a_crashed_holders_lease_passes_on_once_it_expires(clock: FixedClock) ->
     assert not successor.hold()
     clock.advance(ttl)
     assert successor.hold()
+
+
+def republished(metrics: RecordingMetrics) -> int:
+    return sum(value for name, value, _ in metrics.counters if name == REPUBLISHED_METRIC)
+
+
+def test_acknowledged_messages_the_database_failed_to_mark_are_counted_as_republished(
+    database: InMemoryUnitOfWorkFactory,
+    bus: FakeEventBus,
+    clock: FixedClock,
+    metrics: RecordingMetrics,
+) -> None:
+    accept(database, ("e1", "u1"), ("e2", "u2"), at=NOW)
+
+    def database_fails() -> None:
+        database.unavailable = True
+
+    bus.on_publish = database_fails
+    with pytest.raises(DependencyUnavailable):
+        relay_for(database, bus, clock, metrics).relay_once()
+
+    assert republished(metrics) == 2
+
+
+def test_held_back_messages_are_counted_as_republished(
+    database: InMemoryUnitOfWorkFactory,
+    bus: FakeEventBus,
+    clock: FixedClock,
+    metrics: RecordingMetrics,
+) -> None:
+    accept(database, ("a1", "u1"), ("a2", "u1"), ("b1", "u2"), at=NOW)
+    bus.refuse = {"a1"}
+
+    relay_for(database, bus, clock, metrics).relay_once()
+
+    assert republished(metrics) == 1  # a2; b1 was marked sent
+
+
+def test_a_returning_broker_waits_at_most_a_second_of_backoff() -> None:
+    failing = RelayResult(10, 0, 10, 0, 10, full=False)
+    assert RelayPacing().pause_s(failing, 1_000, 0.0) == 1.0
