@@ -121,10 +121,12 @@ def test_the_chart_reads_at_a_glance_noise_stays_flat_and_the_gate_is_drawn() ->
     # AUC from chance to perfect: a 0.0008 wobble is not a climb.
     assert auc.get_ylim() == (0.5, 1.0)
     assert ranking.get_ylim()[0] == 0.0
-    labels = [text.get_text() for axes in (ranking, auc) for text in axes.get_legend().get_texts()]
+    legends = [axes.get_legend() for axes in (ranking, auc)]
+    labels = [text.get_text() for legend in legends if legend for text in legend.get_texts()]
     assert "precision@10 gate: serving x 0.95" in labels
     assert "AUC gate: serving x 0.95" in labels
     assert {"published", "rejected by the gate"} <= set(labels)
     # Legends sit beside the plot, never over its first points.
-    for axes in (ranking, auc):
-        assert axes.get_legend().get_bbox_to_anchor().x0 > axes.get_window_extent().x1
+    for axes, legend in zip((ranking, auc), legends, strict=True):
+        assert legend is not None
+        assert legend.get_bbox_to_anchor().x0 > axes.get_window_extent().x1

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from gunicorn.config import Config
+from gunicorn.config import Config  # type: ignore[import-untyped]
 
 import app.gunicorn_conf
 
