@@ -9,17 +9,22 @@ TEST_STAMP := $(VENV)/.test-installed
 
 .PHONY: run test install lint typecheck imports pytest bench-scoring bench-feed bench-ingest bench-retrain bench-freshness bench-foldin clean
 
+# Each set-up stage says what it does, how long it usually takes, and how long it took.
+STAGE = start=$$(date +%s); echo "==> $(1)"; $(2) && echo "    done in $$(( $$(date +%s) - start )) s"
+
 $(VENV)/bin/python:
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	@$(PYTHON) -m app.prereqs
+	@$(call STAGE,creating the virtualenv $(VENV) (about 10 s),$(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet --upgrade pip)
 
 $(RUNTIME_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e .
-	touch $@
+	@$(PYTHON) -m app.prereqs
+	@$(call STAGE,installing the dependencies (first time: about 2 minutes; lightfm-next compiles),$(PY) -m pip install --quiet -e .)
+	@touch $@
 
 $(TEST_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e '.[test]'
-	touch $@ $(RUNTIME_STAMP)
+	@$(PYTHON) -m app.prereqs
+	@$(call STAGE,installing the dependencies and test tools (first time: about 2 minutes),$(PY) -m pip install --quiet -e '.[test]')
+	@touch $@ $(RUNTIME_STAMP)
 
 install: $(TEST_STAMP)
 

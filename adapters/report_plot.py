@@ -10,6 +10,7 @@ the same bytes.
 from __future__ import annotations
 
 import io
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -25,45 +26,97 @@ from domain.errors import DependencyUnavailable
 from domain.retrain import RetrainRun, RunStatus
 
 REPORT_PATH = "reports/metrics.png"
-_MARKERS = {RunStatus.SUCCEEDED: "o", RunStatus.REJECTED: "x"}
+#: Which metrics the quality gate compares (domain.retrain.GATED_METRICS) get its threshold.
+_SERIES = (
+    ("precision@10", "precision_at_10", "tab:blue"),
+    ("recall@10", "recall_at_10", "tab:green"),
+)
+_GATED = {"precision_at_10", "auc"}
 
 
-def render_metrics_png(runs: Sequence[RetrainRun]) -> bytes:
+def render_metrics_png(runs: Sequence[RetrainRun], tolerance: float = 0.05) -> bytes:
+    buffer = io.BytesIO()
+    metrics_figure(runs, tolerance).savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def metrics_figure(runs: Sequence[RetrainRun], tolerance: float = 0.05) -> Figure:
     """The chart of `runs` (any order) that have candidate metrics, oldest left. Published
-    runs are dots, rejected ones crosses; other runs have no metrics to show. With none to
-    show, the chart says so."""
+    runs are filled dots, rejected ones red crosses; other runs have no metrics to show. The
+    quality gate's threshold for each run (the serving model's metric x (1 - `tolerance`)) is
+    a dashed step. Axes start at 0 (precision, recall) and at 0.5, chance (AUC), so noise in
+    the fourth decimal stays flat. With no run to show, the chart says so."""
     measured = sorted(
         (run for run in runs if run.candidate_metrics is not None), key=lambda run: run.started_at
     )
-    figure = Figure(figsize=(8, 5), dpi=100, layout="constrained")
+    figure = Figure(figsize=(10, 6), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
-    ranking, auc = figure.subplots(2, 1, sharex=True, height_ratios=(2, 1))
-    figure.suptitle(f"Nightly retrain: candidate model quality, last {len(measured)} runs")
-    labels = [f"{run.started_at:%m-%d %H:%M}" for run in measured]
+    ranking, auc = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    count = f"{len(measured)} run" + ("" if len(measured) == 1 else "s")
+    figure.suptitle(f"Nightly retrain: candidate model quality on the held-out day, last {count}")
     positions = list(range(len(measured)))
-    series = (
-        (ranking, "precision@10", "precision_at_10", "tab:blue"),
-        (ranking, "recall@10", "recall_at_10", "tab:green"),
+    published = [i for i, run in enumerate(measured) if run.status is RunStatus.SUCCEEDED]
+    rejected = [i for i, run in enumerate(measured) if run.status is RunStatus.REJECTED]
+    tops = [0.05]
+    for axes, label, field, colour in (
+        *((ranking, *s) for s in _SERIES),
         (auc, "AUC", "auc", "tab:purple"),
-    )
-    for axes, label, field, colour in series:
+    ):
         values = [float(getattr(run.candidate_metrics, field)) for run in measured]
-        axes.plot(positions, values, color=colour, linewidth=1, label=label)
-        for status, marker in _MARKERS.items():
-            chosen = [i for i, run in enumerate(measured) if run.status is status]
-            axes.scatter(chosen, [values[i] for i in chosen], color=colour, marker=marker, zorder=3)
-    ranking.set_ylabel("on the held-out day")
-    ranking.legend(loc="upper left", fontsize="small")
-    auc.set_ylabel("AUC")
-    auc.legend(loc="lower left", fontsize="small")
+        axes.plot(positions, values, color=colour, linewidth=1.2, label=label)
+        axes.scatter(
+            published, [values[i] for i in published], color=colour, marker="o", s=30, zorder=3
+        )
+        axes.scatter(
+            rejected,
+            [values[i] for i in rejected],
+            color="tab:red",
+            marker="x",
+            s=60,
+            linewidths=2,
+            zorder=4,
+        )
+        gate = [
+            float(getattr(run.serving_metrics, field)) * (1 - tolerance)
+            if run.serving_metrics is not None
+            else float("nan")
+            for run in measured
+        ]
+        if field in _GATED and any(not math.isnan(value) for value in gate):
+            axes.step(
+                positions,
+                gate,
+                where="mid",
+                color=colour,
+                linestyle="--",
+                linewidth=1,
+                label=f"{label} gate: serving x {1 - tolerance:g}",
+            )
+        if axes is ranking:
+            tops.extend(v for v in values + gate if not math.isnan(v))
+    ranking.set_ylim(0.0, max(tops) * 1.25)
+    auc_values = [float(run.candidate_metrics.auc) for run in measured if run.candidate_metrics]
+    auc.set_ylim(min([0.5, *(v - 0.02 for v in auc_values)]), 1.0)
+    ranking.set_ylabel("precision@10, recall@10")
+    auc.set_ylabel("AUC (0.5 = chance)")
+    # Markers for the legend only: what a dot and a cross mean.
+    ranking.scatter([], [], color="black", marker="o", s=30, label="published")
+    ranking.scatter(
+        [], [], color="tab:red", marker="x", s=60, linewidths=2, label="rejected by the gate"
+    )
+    for axes in (ranking, auc):
+        axes.grid(axis="y", alpha=0.3)
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     if measured:
-        auc.set_xticks(positions, labels, rotation=45, ha="right", fontsize="small")
+        labels = [f"{run.started_at:%m-%d %H:%M}" for run in measured]
+        step = max(1, len(measured) // 15)  # at most ~15 labels, never overlapping
+        shown = positions[::step]
+        auc.set_xticks(shown, [labels[i] for i in shown], rotation=45, ha="right", fontsize="small")
+        auc.set_xlim(-0.5, len(measured) - 0.5)
     else:
         ranking.text(0.5, 0.5, "no run with metrics yet", ha="center", transform=ranking.transAxes)
-    auc.set_xlabel("run started (UTC); o published, x rejected by the quality gate")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
+    auc.set_xlabel("run started (UTC)")
+    return figure
 
 
 class MetricsReport:
@@ -71,15 +124,18 @@ class MetricsReport:
     s3:// (`http://host:port`, or `host:port` for https). Raises
     `DependencyUnavailable("model_store")` when the folder or bucket cannot be written."""
 
-    def __init__(self, store_uri: str, s3_endpoint: str | None = None) -> None:
+    def __init__(
+        self, store_uri: str, s3_endpoint: str | None = None, tolerance: float = 0.05
+    ) -> None:
         self._uri = store_uri
         self._s3_endpoint = s3_endpoint
+        self._tolerance = tolerance
 
     def __repr__(self) -> str:
         return f"MetricsReport({self._uri!r})"
 
     def write(self, runs: Sequence[RetrainRun]) -> str:
-        png = render_metrics_png(runs)
+        png = render_metrics_png(runs, self._tolerance)
         parsed = urlparse(self._uri)
         try:
             if parsed.scheme == "s3":

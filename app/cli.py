@@ -9,6 +9,7 @@ feedrec lightfm    run the LightFM model service (the `lightfm` process)
 feedrec relay      publish the outbox to Kafka (the `relay` process)
 feedrec worker     the nightly retrain at RETRAIN_AT UTC (the `worker` process)
 feedrec retrain --now   run the nightly retrain at once, with progress bars
+feedrec status     the service at a glance, for an operator or cron (exit 1: something is down)
 """
 
 from __future__ import annotations
@@ -16,38 +17,115 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-from app.settings import Settings
+from app.settings import Settings, SettingsError
+from domain.errors import DomainError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEMO_VIEWER = "u000001"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+#: The lifetime `feedrec token` and the banner of `feedrec up` give a viewer token, seconds.
+DEFAULT_TOKEN_TTL_S = 7 * 86_400
+
+
+class CommandError(Exception):
+    """A command cannot go on; the message is one line saying what to do."""
+
+
+class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Says an option's default, except for flags and options whose help explains it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = _DefaultsShown
     parser = argparse.ArgumentParser(
         prog="feedrec", description="feedrec: the feed recommendation service"
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="start the whole product on embedded defaults")
-    commands.add_parser("migrate", help="upgrade the database schema")
-    seed = commands.add_parser(
-        "seed", help="load the synthetic demo dataset if the database is empty"
-    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=summary, description=summary, formatter_class=defaults
+        )
+
+    command("up", "start the whole product on embedded defaults (migrate, seed, train, run)")
+    command("migrate", "upgrade the database schema to the latest version")
+    seed = command("seed", "load the synthetic demo dataset if the database has no interactions")
     seed.add_argument("--force", action="store_true", help="seed even if interactions exist")
-    commands.add_parser("train-demo", help="train and publish a model if none is published")
-    token = commands.add_parser("token", help="print a bearer token")
-    token.add_argument("--user", default=DEMO_VIEWER, help="the token's subject (userId)")
-    token.add_argument("--service", action="store_true", help="may act for any user")
-    token.add_argument("--ttl", type=int, default=86_400, help="lifetime in seconds")
-    commands.add_parser("lightfm", help="run the LightFM gRPC model service")
-    commands.add_parser("relay", help="publish outbox messages to Kafka (the relay process)")
-    commands.add_parser("worker", help="run the nightly retrain daily (the worker process)")
-    retrain = commands.add_parser("retrain", help="run the nightly retrain")
+    command("train-demo", "train and publish a model on the stored history if none is published")
+    token = command(
+        "token",
+        "print a bearer token signed with JWT_SECRET (or the embedded run's var/jwt-secret)",
+    )
+    token.add_argument(
+        "--user", required=True, help="the token's subject: the viewer's userId (e.g. u000001)"
+    )
+    token.add_argument(
+        "--service",
+        action="store_true",
+        help="add the feed:service scope: the token may act for any viewer",
+    )
+    token.add_argument(
+        "--ttl",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help=f"lifetime in seconds, 1 to JWT_MAX_LIFETIME_S for a viewer token "
+        f"(default: {DEFAULT_TOKEN_TTL_S}, 7 days, or JWT_MAX_LIFETIME_S if shorter)",
+    )
+    command("lightfm", "run the LightFM gRPC model service (the Procfile's lightfm process)")
+    command("relay", "publish outbox messages to Kafka (the Procfile's relay process)")
+    command("worker", "run the nightly retrain daily at RETRAIN_AT UTC (the worker process)")
+    retrain = command("retrain", "run the nightly retrain at once and print its run record")
     retrain.add_argument("--now", action="store_true", required=True, help="run it at once")
-    args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    status = command(
+        "status",
+        "the service at a glance: model, breaker, fallbacks, outbox, retrains, dependencies; "
+        "exit status 1 when a critical part is down",
+    )
+    status.add_argument(
+        "--minutes", type=int, default=15, help="how far back fallback rates are computed"
+    )
+    status.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return run_command(args, settings)
+    except (CommandError, SettingsError) as err:
+        print(f"feedrec {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except DomainError as err:
+        # A dependency that is down, data that cannot be used: the message names it.
+        print(f"feedrec {args.command}: error: {err.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "token":
+        print(mint_token(settings, args.user, args.service, token_ttl(settings, args)))
+        return 0
+    if args.command == "status":
+        from app.status import gather, render
+
+        report = gather(settings, window_minutes=args.minutes)
+        print(render(report, as_json=args.json))
+        return report.exit_code
 
     from app.logs import configure_logging
 
@@ -64,8 +142,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from app.demo import ensure_demo_model
 
         ensure_demo_model(settings)
-    elif args.command == "token":
-        print(mint_token(settings, args.user, args.service, args.ttl))
     elif args.command == "lightfm":
         from app.lightfm_main import serve
 
@@ -79,12 +155,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         serve_worker(settings)
     elif args.command == "retrain":
+        from app.retrain_scope import describe_left_out
         from app.worker_main import exit_code, print_run, retrain_now
 
         record = retrain_now(settings)
         print_run(record)
+        print(describe_left_out(settings, record), file=sys.stderr)
         return exit_code(record)
     return 0
+
+
+def token_ttl(settings: Settings, args: argparse.Namespace) -> int:
+    """The lifetime asked for, checked: a token that is born expired, or that the service
+    would refuse as too long-lived, is an error here, not a 401 later."""
+    longest = None if args.service else settings.jwt_max_lifetime_s
+    if args.ttl is None:
+        return DEFAULT_TOKEN_TTL_S if longest is None else min(DEFAULT_TOKEN_TTL_S, longest)
+    if args.ttl < 1:
+        raise CommandError(f"--ttl must be at least 1 second, not {args.ttl}")
+    if longest is not None and args.ttl > longest:
+        raise CommandError(
+            f"--ttl {args.ttl} is longer than JWT_MAX_LIFETIME_S ({longest} s), so the service "
+            "would refuse the token; ask for less, or raise JWT_MAX_LIFETIME_S"
+        )
+    chosen: int = args.ttl
+    return chosen
 
 
 def migrate(settings: Settings) -> None:
@@ -94,10 +189,31 @@ def migrate(settings: Settings) -> None:
 
 
 def mint_token(settings: Settings, user: str, service: bool, ttl_s: int) -> str:
-    from app.composition.common import token_codec
+    # Only PyJWT: the composition's codec would import datadog and pyarrow (0.2 s) for nothing.
+    from adapters.jwt_tokens import JwtTokens
+    from app.secrets import jwt_secret
     from domain.auth import SERVICE_SCOPE
+    from domain.interactions import id_problem
 
-    return token_codec(settings).issue(user, [SERVICE_SCOPE] if service else [], ttl_s)
+    problem = id_problem(user)
+    if problem:
+        raise CommandError(f"--user {user!r}: {problem}")
+    codec = JwtTokens(
+        secret=jwt_secret(settings),
+        audience=settings.jwt_audience,
+        max_lifetime_s=settings.jwt_max_lifetime_s,
+        issuer=settings.jwt_issuer,
+    )
+    return codec.issue(user, [SERVICE_SCOPE] if service else [], ttl_s)
+
+
+@contextmanager
+def stage(title: str) -> Iterator[None]:
+    """One line per start-up stage with its elapsed time, so a first run is never silent."""
+    print(f"==> {title} ...", flush=True)
+    started = time.monotonic()
+    yield
+    print(f"    done in {time.monotonic() - started:.1f} s", flush=True)
 
 
 def up(settings: Settings) -> int:
@@ -113,16 +229,20 @@ def up(settings: Settings) -> int:
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     jwt_secret(settings, create=True)
-    migrate(settings)
-    seed_demo(settings, force=False)
-    ensure_demo_model(settings)
-    token = mint_token(settings, DEMO_VIEWER, service=False, ttl_s=7 * 86_400)
+    with stage("migrating the database"):
+        migrate(settings)
+    with stage("seeding the demo history (first run: about 10 s)"):
+        seed_demo(settings, force=False)
+    with stage("training the demo model (first run: about 10 s)"):
+        ensure_demo_model(settings)
+    token = mint_token(settings, DEMO_VIEWER, service=False, ttl_s=DEFAULT_TOKEN_TTL_S)
     host = settings.web_bind
     print(
         f"\nfeedrec is starting: http://{host}/healthz  http://{host}/openapi.json\n"
-        f"A token for viewer {DEMO_VIEWER} (7 days):\n  {token}\n"
+        f"A token for viewer {DEMO_VIEWER} ({DEFAULT_TOKEN_TTL_S // 86_400} days):\n  {token}\n"
         f"Try:\n  curl -H 'Authorization: Bearer {token}' "
-        f"'http://{host}/feed/recommendations?userId={DEMO_VIEWER}&limit=10'\n",
+        f"'http://{host}/feed/recommendations?userId={DEMO_VIEWER}&limit=10'\n"
+        "Stop everything with Ctrl-C.\n",
         flush=True,
     )
     env = dict(os.environ)

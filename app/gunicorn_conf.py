@@ -14,6 +14,7 @@ from app.logs import gunicorn_logconfig
 from app.settings import Settings
 
 _settings = Settings.from_env()
+CONTROL_SOCKET_PATH_MAX = 100
 
 bind = _settings.web_bind
 workers = _settings.web_workers
@@ -30,6 +31,10 @@ logconfig_dict = gunicorn_logconfig(_settings.log_level)
 limit_request_line = REQUEST_LINE_MAX_BYTES
 limit_request_field_size = HEADER_FIELD_MAX_BYTES
 limit_request_fields = HEADER_FIELDS_MAX
+# gunicorn 27's control socket would go to ~/.gunicorn/; everything a run writes stays under
+# the data folder. A unix socket path has ~107 bytes: past that, no control socket at all.
+control_socket = str((_settings.data_dir / "gunicorn.ctl").resolve())
+control_socket_disable = len(control_socket.encode()) > CONTROL_SOCKET_PATH_MAX
 
 
 def post_worker_init(worker: Any) -> None:

@@ -144,7 +144,8 @@ def build_worker(
             tolerance=settings.quality_tolerance,
             lease_ttl=timedelta(seconds=settings.retrain_lease_ttl_s),
         ),
-        report=chosen.report or MetricsReport(settings.resolved_model_store_uri, s3),
+        report=chosen.report
+        or MetricsReport(settings.resolved_model_store_uri, s3, settings.quality_tolerance),
     )
     closers: list[Callable[[], object]] = [admin.close, metrics.close]
     closers.extend(built.dispose for built in engines)

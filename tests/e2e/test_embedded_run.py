@@ -28,6 +28,7 @@ from tests.servers import consume_all, free_port
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 FEEDREC = Path(sys.executable).parent / "feedrec"
+README = Path(__file__).resolve().parents[2] / "README.md"
 START_TIMEOUT_S = 120
 
 
@@ -38,6 +39,7 @@ class RunningStack:
     process: subprocess.Popen[str]
     log: Path
     kafka: str
+    env: dict[str, str]
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, dict[str, object]]:
@@ -122,7 +124,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
             time.sleep(0.5)
         match = re.search(r"A token for viewer \S+ \(7 days\):\s+(\S+)", log.read_text())
         assert match, "feedrec up prints a ready token"
-        yield RunningStack(base_url, match.group(1), process, log, f"127.0.0.1:{kafka_port}")
+        yield RunningStack(base_url, match.group(1), process, log, f"127.0.0.1:{kafka_port}", env)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -201,3 +203,31 @@ def test_the_log_is_one_json_object_a_line_from_the_web_process(stack: RunningSt
         json.loads(line)
     # Requests carried the token; no log line of the web process may repeat it.
     assert not any(stack.token in line for line in web_lines)
+
+
+def quick_start_block() -> str:
+    """The README's Quick start commands, the block after its `quick-start` marker."""
+    text = README.read_text()
+    after = text[text.index("<!-- quick-start:") :]
+    return after.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_quick_start_runs_line_by_line(stack: RunningStack) -> None:
+    script = (
+        quick_start_block()
+        .replace("http://127.0.0.1:8000", stack.base_url)
+        .replace(".venv/bin/feedrec", str(FEEDREC))
+        .replace("curl ", "curl -fsS ")  # a 4xx answer fails the line, as a reader would notice
+    )
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert '"algorithm":"lightfm"' in done.stdout.replace(" ", "")
+    assert '"accepted":1' in done.stdout.replace(" ", "")
+    assert "Overall: ok" in done.stdout

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
-from adapters.report_plot import REPORT_PATH, MetricsReport, render_metrics_png
+from adapters.report_plot import REPORT_PATH, MetricsReport, metrics_figure, render_metrics_png
 from domain.errors import DependencyUnavailable
 from domain.model import ModelMetrics
 from domain.retrain import RetrainRun, RunStatus
@@ -98,3 +98,35 @@ def test_a_folder_that_cannot_be_written_is_dependency_unavailable(tmp_path: Pat
         MetricsReport(str(blocker)).write(nightly_runs(1))
 
     assert raised.value.component == "model_store"
+
+
+def test_the_chart_reads_at_a_glance_noise_stays_flat_and_the_gate_is_drawn() -> None:
+    serving = ModelMetrics(0.06, 0.12, 0.9050)
+    runs = [
+        RetrainRun("r0", T0, RunStatus.SUCCEEDED, candidate_metrics=serving),
+        RetrainRun(
+            "r1",
+            T0 + timedelta(days=1),
+            RunStatus.REJECTED,
+            candidate_metrics=ModelMetrics(0.05, 0.11, 0.9058),
+            serving_metrics=serving,
+        ),
+    ]
+
+    figure = metrics_figure(runs, tolerance=0.05)
+
+    ranking, auc = figure.axes
+    assert figure.get_suptitle().endswith("last 2 runs")
+    assert metrics_figure(runs[:1]).get_suptitle().endswith("last 1 run")
+    # AUC from chance to perfect: a 0.0008 wobble is not a climb.
+    assert auc.get_ylim() == (0.5, 1.0)
+    assert ranking.get_ylim()[0] == 0.0
+    legends = [axes.get_legend() for axes in (ranking, auc)]
+    labels = [text.get_text() for legend in legends if legend for text in legend.get_texts()]
+    assert "precision@10 gate: serving x 0.95" in labels
+    assert "AUC gate: serving x 0.95" in labels
+    assert {"published", "rejected by the gate"} <= set(labels)
+    # Legends sit beside the plot, never over its first points.
+    for axes, legend in zip((ranking, auc), legends, strict=True):
+        assert legend is not None
+        assert legend.get_bbox_to_anchor().x0 > axes.get_window_extent().x1
