@@ -12,6 +12,7 @@ from adapters.web.wire_formats import (
 from app import gunicorn_refusals
 from app.logs import gunicorn_logconfig
 from app.settings import Settings
+from app.stall_detector import configure_gevent_monitor
 
 _settings = Settings.from_env()
 CONTROL_SOCKET_PATH_MAX = 100
@@ -35,6 +36,12 @@ limit_request_fields = HEADER_FIELDS_MAX
 # the data folder. A unix socket path has ~107 bytes: past that, no control socket at all.
 control_socket = str((_settings.data_dir / "gunicorn.ctl").resolve())
 control_socket_disable = len(control_socket.encode()) > CONTROL_SOCKET_PATH_MAX
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Before the worker patches with gevent and makes its hub: the hub starts gevent's monitor
+    thread only when configured before it exists (the stall detector, `app/stall_detector.py`)."""
+    configure_gevent_monitor(_settings.web_stall_threshold_ms)
 
 
 def post_worker_init(worker: Any) -> None:

@@ -116,6 +116,9 @@ class Settings:
     feed_exploration: float = 0.1
     #: POPULARITY_REFRESH_S: seconds between recomputations of the all-time popularity board.
     popularity_refresh_s: float = 600.0
+    #: WEB_STALL_THRESHOLD_MS: a web worker's event loop blocked longer than this is a stall,
+    #: counted and logged (app/stall_detector.py); 0 turns the detector off.
+    web_stall_threshold_ms: float = 20.0
 
     # --- retrain -------------------------------------------------------------------------
     #: EXPORT_URI: folder, file:// or s3://bucket/prefix of the parquet export of interactions;
@@ -272,6 +275,7 @@ ENV_NAMES: dict[str, str] = {
     "feed_rotation_s": "FEED_ROTATION_S",
     "feed_exploration": "FEED_EXPLORATION",
     "popularity_refresh_s": "POPULARITY_REFRESH_S",
+    "web_stall_threshold_ms": "WEB_STALL_THRESHOLD_MS",
     "export_uri": "EXPORT_URI",
     "s3_endpoint_url": "S3_ENDPOINT_URL",
     "export_chunk_rows": "EXPORT_CHUNK_ROWS",

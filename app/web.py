@@ -12,6 +12,7 @@ from app.bootstrap import Overrides, WebComposition, build_web
 from app.cooperative import make_c_clients_cooperative
 from app.logs import configure_logging
 from app.settings import Settings
+from app.stall_detector import start_stall_detector
 
 COMPOSITION_KEY = "feedrec.composition"
 
@@ -33,6 +34,7 @@ def create_app(
     app = build_flask_app(composition.dependencies)
     app.extensions[COMPOSITION_KEY] = composition
     if start_background:
+        start_stall_detector(composition.dependencies.metrics, chosen.web_stall_threshold_ms)
         # The boards the fallback serves from are loaded before the first request, so a
         # worker that just started answers from them instead of 503.
         for task in composition.background:
