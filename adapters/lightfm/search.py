@@ -28,7 +28,7 @@ MAX_EPOCHS = 60
 PATIENCE = 2
 
 #: Changes to the base configuration, tried in this order while the budget lasts: the
-#: measured best first (docs/relevance.md), then one axis at a time.
+#: current configuration first, then one axis at a time.
 SPACE: tuple[dict[str, object], ...] = (
     {},
     {"weighting": "binary"},
