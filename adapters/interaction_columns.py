@@ -112,6 +112,23 @@ class TrainingInteractions:
             self.occurred_at_ms[rows],
         )
 
+    def concat(self, other: TrainingInteractions) -> TrainingInteractions:
+        """These rows then `other`'s; both must share the vocabularies (parts of one split)."""
+        if not (
+            np.array_equal(self.user_vocab, other.user_vocab)
+            and np.array_equal(self.video_vocab, other.video_vocab)
+        ):
+            raise ValueError("only rows sharing vocabularies can be concatenated")
+        return TrainingInteractions(
+            self.user_vocab,
+            np.concatenate((self.user_codes, other.user_codes)),
+            self.video_vocab,
+            np.concatenate((self.video_codes, other.video_codes)),
+            np.concatenate((self.type_codes, other.type_codes)),
+            np.concatenate((self.watch_time_ms, other.watch_time_ms)),
+            np.concatenate((self.occurred_at_ms, other.occurred_at_ms)),
+        )
+
     def split_at(self, moment: datetime) -> tuple[TrainingInteractions, TrainingInteractions]:
         """(rows before `moment`, rows at or after it)."""
         before = self.occurred_at_ms < _epoch_ms([moment])[0]

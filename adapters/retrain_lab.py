@@ -13,6 +13,7 @@ from datetime import datetime
 from adapters.interaction_columns import TrainingInteractions
 from adapters.lightfm.artifact import ModelArtifact
 from adapters.lightfm.evaluation import evaluate
+from adapters.lightfm.search import search
 from adapters.lightfm.trainer import LightFMTrainer
 from adapters.parquet_export import CorruptExportError, read_training_window
 from domain.errors import Conflict
@@ -44,9 +45,11 @@ class LabWindow:
 
 @dataclass(frozen=True, eq=False)
 class LabCandidate:
-    """Implements `ports.retrain.CandidateModel`."""
+    """Implements `ports.retrain.CandidateModel`: the model and the configuration that made it
+    (what `refit` trains again)."""
 
     artifact: ModelArtifact
+    trainer: LightFMTrainer | None = None
 
     @property
     def info(self) -> ModelInfo:
@@ -66,12 +69,14 @@ class LightFMLab:
         *,
         s3_endpoint: str | None = None,
         eval_max_users: int = 10_000,
+        search_budget_s: float = 0.0,
     ) -> None:
         self._export_uri = export_uri
         self._store = store
         self._trainer = trainer
         self._s3_endpoint = s3_endpoint
         self._eval_max_users = eval_max_users
+        self._search_budget_s = search_budget_s
 
     def read(self, start: datetime, held_out_from: datetime, end: datetime) -> LabWindow:
         if not start <= held_out_from <= end:
@@ -84,14 +89,45 @@ class LightFMLab:
         return LabWindow(training, held_out, start, held_out_from, end)
 
     def train(self, window: TrainingWindow, trained_at: datetime) -> LabCandidate:
+        """The search's pick (`adapters.lightfm.search`, within `search_budget_s`) trained on
+        the rows before the held-out day; its trials are named in the model's params."""
         data = _window(window)
+        found = search(
+            self._trainer, data.training, data.start, data.held_out_from, self._search_budget_s
+        )
         try:
-            artifact = self._trainer.train(
+            artifact = found.trainer.train(
                 data.training, data.start, data.held_out_from, trained_at
             )
         except ValueError as err:  # no positive pair, or training diverged
             raise TrainingDataError(f"cannot train: {err}") from err
-        return LabCandidate(artifact)
+        if found.trials:
+            params = {**artifact.info.params, "search": found.summary()}
+            artifact = replace(artifact, info=replace(artifact.info, params=params))
+        return LabCandidate(artifact, found.trainer)
+
+    def refit(
+        self, window: TrainingWindow, candidate: CandidateModel, trained_at: datetime
+    ) -> LabCandidate:
+        data, chosen = _window(window), _candidate(candidate)
+        trainer = chosen.trainer or self._trainer
+        rows = data.training.concat(data.held_out)
+        try:
+            artifact = trainer.train(rows, data.start, data.end, trained_at)
+        except ValueError as err:
+            raise TrainingDataError(f"cannot refit: {err}") from err
+        params = {**artifact.info.params, "evaluated_as": chosen.info.version}
+        if "search" in chosen.info.params:
+            params["search"] = chosen.info.params["search"]
+        return LabCandidate(replace(artifact, info=replace(artifact.info, params=params)), trainer)
+
+    def outside(self, window: TrainingWindow, start: datetime, end: datetime) -> LabWindow:
+        data = _window(window)
+        start_ms, end_ms = start.timestamp() * 1000, end.timestamp() * 1000
+        moments = data.held_out.occurred_at_ms
+        return replace(
+            data, held_out=data.held_out.take((moments < start_ms) | (moments >= end_ms))
+        )
 
     def evaluate(self, window: TrainingWindow, candidate: CandidateModel) -> ModelMetrics:
         return self._evaluate(_window(window), _candidate(candidate).artifact)

@@ -144,6 +144,10 @@ class Settings:
     train_components: int = 64
     #: TRAIN_THREADS: LightFM training threads.
     train_threads: int = 2
+    #: RETRAIN_SEARCH_BUDGET_S: seconds the nightly search may spend on trials (0: no search).
+    retrain_search_budget_s: float = 120.0
+    #: TRAIN_SEEDS: models averaged into one published model (lowers the run-to-run spread).
+    train_seeds: int = 3
     #: RETRAIN_LEASE_TTL_S: seconds the retrain lease outlives its last renewal (at each stage).
     retrain_lease_ttl_s: int = 7200
     #: SNOWFLAKE_ACCOUNT: Snowflake account of the run log; empty keeps the run log in the
@@ -286,6 +290,8 @@ ENV_NAMES: dict[str, str] = {
     "train_epochs": "TRAIN_EPOCHS",
     "train_components": "TRAIN_COMPONENTS",
     "train_threads": "TRAIN_THREADS",
+    "retrain_search_budget_s": "RETRAIN_SEARCH_BUDGET_S",
+    "train_seeds": "TRAIN_SEEDS",
     "retrain_lease_ttl_s": "RETRAIN_LEASE_TTL_S",
     "snowflake_account": "SNOWFLAKE_ACCOUNT",
     "snowflake_user": "SNOWFLAKE_USER",

@@ -17,6 +17,11 @@ What it guarantees:
 - A killed run stays visible: the run's row is written when it starts and at every stage
   (status RUNNING, `failed_stage` = the stage in progress); the next run that holds the lease
   marks such rows ABANDONED.
+- The gate cannot be fooled by training data: the candidate is trained on the window minus
+  the held-out day, and both models are scored only on held-out rows outside the serving
+  model's training window (`ModelLab.outside`); with no such row the serving model stays.
+- What is published is a refit: once the gate passed, the same configuration is trained on
+  the whole window, held-out day included (`ModelLab.refit`), with the evaluated metrics.
 - The serving model is unchanged unless publish and confirm both succeed
   (`domain.model_rollout` explains the order that makes it so).
 """
@@ -41,6 +46,7 @@ from domain.retrain import (
     SilentProgress,
     Stage,
     TrainingDataError,
+    comparable_span,
     gate,
 )
 from domain.run_bookkeeping import RunBookkeeping
@@ -103,6 +109,7 @@ class NightlyRetrain:
         self._clock = clock
         self._holder = holder
         self._policy = policy or RetrainPolicy()
+        self._store = store
         self._books = RunBookkeeping(run_log, metrics, report, self._policy.report_runs)
         self._rollout = ModelRollout(lab, store, admin)
 
@@ -153,7 +160,7 @@ class NightlyRetrain:
         )
         run = replace(run, rows_trained=window.training_rows, model_version=candidate.info.version)
         run = self._enter(run, Stage.EVALUATE)
-        serving, candidate_metrics, serving_metrics = self._stage(
+        serving, candidate_metrics, serving_metrics, compared = self._stage(
             Stage.EVALUATE, shown, lambda: self._evaluate(window, candidate)
         )
         run = replace(
@@ -164,15 +171,33 @@ class NightlyRetrain:
         )
         run = self._enter(run, Stage.GATE)
         tolerance = self._policy.tolerance
+        if compared is None:
+            return self._finish(
+                run,
+                RunStatus.REJECTED,
+                note="no held-out row lies outside the serving model's training window: "
+                "nothing both models are unseen on, so the serving model stays",
+            )
         decision = self._stage(
             Stage.GATE, shown, lambda: gate(candidate_metrics, serving_metrics, tolerance)
         )
         if not decision.publish:
             return self._finish(run, RunStatus.REJECTED, note=decision.reason)
-        run = self._enter(run, Stage.PUBLISH)
+        run = self._enter(run, Stage.REFIT)
+        evaluated = candidate.info.version
+        final = self._stage(
+            Stage.REFIT, shown, lambda: self._lab.refit(window, candidate, self._clock.now())
+        )
+        fitted = window.training_rows + window.held_out_rows
+        story = (
+            f"{decision.reason}; compared on {compared}; evaluated {evaluated} "
+            f"({window.training_rows} rows), published its refit {final.info.version} "
+            f"({fitted} rows, held-out day included)"
+        )
+        run = self._enter(replace(run, model_version=final.info.version), Stage.PUBLISH)
         try:
             version = self._stage(
-                Stage.PUBLISH, shown, lambda: self._rollout.announce(candidate, candidate_metrics)
+                Stage.PUBLISH, shown, lambda: self._rollout.announce(final, candidate_metrics)
             )
             run = self._enter(run, Stage.CONFIRM)
             self._stage(Stage.CONFIRM, shown, lambda: self._rollout.confirm(version))
@@ -185,7 +210,7 @@ class NightlyRetrain:
                 error=failed.error,
                 note=note,
             )
-        return self._finish(run, RunStatus.SUCCEEDED, note=decision.reason)
+        return self._finish(run, RunStatus.SUCCEEDED, note=story)
 
     # --- stages ----------------------------------------------------------------------------
 
@@ -215,12 +240,24 @@ class NightlyRetrain:
 
     def _evaluate(
         self, window: TrainingWindow, candidate: CandidateModel
-    ) -> tuple[str | None, ModelMetrics, ModelMetrics | None]:
-        candidate_metrics = self._lab.evaluate(window, candidate)
+    ) -> tuple[str | None, ModelMetrics, ModelMetrics | None, str | None]:
+        """(serving version, candidate's metrics, serving model's metrics, what was compared:
+        None when no held-out row is unseen by the serving model)."""
         serving = self._rollout.serving()
         if serving is None:
-            return None, candidate_metrics, None
-        return serving, candidate_metrics, self._lab.evaluate_stored(window, serving)
+            described = comparable_span(window.held_out_from, window.end, None)
+            return None, self._lab.evaluate(window, candidate), None, described
+        info = self._store.info(serving)
+        span = (info.window_start, info.window_end)
+        comparable = self._lab.outside(window, *span)
+        if comparable.held_out_rows == 0:
+            return serving, self._lab.evaluate(window, candidate), None, None
+        return (
+            serving,
+            self._lab.evaluate(comparable, candidate),
+            self._lab.evaluate_stored(comparable, serving),
+            f"{comparable.held_out_rows} {comparable_span(window.held_out_from, window.end, span)}",
+        )
 
     # --- bookkeeping -----------------------------------------------------------------------
 

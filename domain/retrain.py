@@ -24,6 +24,7 @@ class Stage(enum.StrEnum):
     TRAIN = "train"  # a candidate model on the window minus the held-out day
     EVALUATE = "evaluate"  # candidate and serving model on the same held-out day
     GATE = "gate"  # `gate`: may the candidate replace the serving model?
+    REFIT = "refit"  # the chosen configuration again, on the whole window (held-out day too)
     PUBLISH = "publish"  # store the candidate, ask the model service to load it
     CONFIRM = "confirm"  # move the store's published pointer, check the service serves it
     LOG = "log"  # the final row of the run log
@@ -68,7 +69,10 @@ class RetrainRun:
       candidate was trained on (the window minus the held-out day).
     - `model_version`: the candidate's version once trained (published only if SUCCEEDED);
       `serving_version`: the model serving when the run compared against it (None: none was).
-    - `candidate_metrics` / `serving_metrics`: both measured on the same held-out day.
+    - `candidate_metrics` / `serving_metrics`: both measured on the same held-out rows, those
+      of the held-out day outside the serving model's training window (`comparable_span`).
+    - `model_version`: after a REFIT, the refit (the published model); the evaluated candidate
+      and both fits' row counts are named in `note`.
     - `error`: why a FAILED or ABANDONED run failed; `note`: the gate's reason, or other facts
       worth a human's eye (a rollback, a skipped lease).
     """
@@ -144,6 +148,27 @@ def gate(candidate: ModelMetrics, serving: ModelMetrics | None, tolerance: float
             )
         compared.append(f"{label} {new:.4f} vs {old:.4f}")
     return GateDecision(True, f"within {tolerance:.1%} of the serving model: {', '.join(compared)}")
+
+
+def comparable_span(
+    held_out_from: datetime,
+    end: datetime,
+    serving_window: tuple[datetime, datetime] | None,
+) -> str:
+    """Why the gate's rows are unseen by both models, for the run's note.
+
+    The candidate is trained on rows before `held_out_from`; the serving model on rows inside
+    its own window [start, end). The gate scores both only on held-out rows (at or after
+    `held_out_from`) that lie outside the serving model's window, so neither was trained on
+    any of them, even when the serving model was refit on a day that overlaps this run's
+    held-out day (a manual run hours after the nightly one)."""
+    if serving_window is None:
+        return f"held-out rows from {held_out_from.isoformat()} to {end.isoformat()}"
+    start, stop = serving_window
+    return (
+        f"held-out rows from {held_out_from.isoformat()} to {end.isoformat()} outside the "
+        f"serving model's window {start.isoformat()} to {stop.isoformat()}"
+    )
 
 
 class RetrainProgress(Protocol):

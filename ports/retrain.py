@@ -43,6 +43,16 @@ class TrainingWindow(Protocol):
         """Events from the held-out boundary to the window's end (what models are scored on)."""
         ...
 
+    @property
+    def held_out_from(self) -> datetime:
+        """The held-out boundary (aware): the candidate is trained on events before it."""
+        ...
+
+    @property
+    def end(self) -> datetime:
+        """The window's end (aware, exclusive)."""
+        ...
+
 
 class CandidateModel(Protocol):
     """A trained model not stored yet. Opaque to the domain but for its description."""
@@ -74,6 +84,19 @@ class ModelLab(Protocol):
         """The stored model `version`'s ranking quality on the same held-out rows. Raises
         `domain.errors.NotFound` when the store has no such version, `domain.model.
         UnreadableModel` when what is stored under it is not a model this lab can read."""
+        ...
+
+    def outside(self, window: TrainingWindow, start: datetime, end: datetime) -> TrainingWindow:
+        """The same window with only the held-out rows whose time is outside [start, end)
+        (another model's training window): rows neither model was trained on."""
+        ...
+
+    def refit(
+        self, window: TrainingWindow, candidate: CandidateModel, trained_at: datetime
+    ) -> CandidateModel:
+        """The candidate's configuration trained again on the whole window, held-out rows
+        included (window end = the window's end), versioned by `trained_at`. Raises
+        `domain.retrain.TrainingDataError` like `train`."""
         ...
 
     def keep(self, candidate: CandidateModel, metrics: ModelMetrics) -> str:

@@ -90,6 +90,8 @@ class FakeExport:
 class FakeWindow:
     training_rows: int
     held_out_rows: int
+    held_out_from: datetime = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    end: datetime = datetime(2026, 11, 24, 2, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,30 @@ class FakeLab:
     failures: dict[str, Exception] = field(default_factory=dict)
     on_train: Callable[[], None] | None = None
     trained: int = 0
+    refits: int = 0
+    compared_rows: int = -1
 
     def read(self, start: datetime, held_out_from: datetime, end: datetime) -> FakeWindow:
         self._maybe_fail("read")
-        return FakeWindow(self.training_rows, self.held_out_rows)
+        return FakeWindow(self.training_rows, self.held_out_rows, held_out_from, end)
+
+    def outside(self, window: object, start: datetime, end: datetime) -> FakeWindow:
+        """Held-out rows are spread evenly over [held_out_from, end): the share outside
+        [start, end) of that span stays."""
+        assert isinstance(window, FakeWindow)
+        span = (window.end - window.held_out_from).total_seconds()
+        lo, hi = max(start, window.held_out_from), min(end, window.end)
+        covered = max((hi - lo).total_seconds(), 0.0) / span if span else 1.0
+        self.compared_rows = round(window.held_out_rows * (1.0 - covered))
+        return replace(window, held_out_rows=self.compared_rows)
+
+    def refit(self, window: object, candidate: object, trained_at: datetime) -> FakeCandidate:
+        assert isinstance(window, FakeWindow) and isinstance(candidate, FakeCandidate)
+        self._maybe_fail("refit")
+        self.refits += 1
+        version = new_model_version(trained_at, f"{self.refits:06x}f")
+        info = ModelInfo(version, trained_at, trained_at, window.end, 1, 1, 1, None, {})
+        return FakeCandidate(info)
 
     def train(self, window: object, trained_at: datetime) -> FakeCandidate:
         self._maybe_fail("train")

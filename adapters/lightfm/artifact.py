@@ -28,6 +28,8 @@ _ARRAYS = (
     "seen_indptr",
     "seen_indices",
 )
+#: Artifacts written before the prior existed have no `item_prior` member: it reads as zeros.
+_OPTIONAL = ("item_prior",)
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,8 +55,13 @@ class ModelArtifact:
     item_biases: npt.NDArray[np.float32]
     seen_indptr: npt.NDArray[np.int64]
     seen_indices: npt.NDArray[np.int32]
+    #: float32 [n_items], added to `item_biases` when ranking (`adapters.lightfm.prior`); None
+    #: reads as zeros: no prior blended in.
+    item_prior: npt.NDArray[np.float32] | None = None
 
     def __post_init__(self) -> None:
+        prior = np.zeros(len(self.item_ids)) if self.item_prior is None else self.item_prior
+        object.__setattr__(self, "item_prior", np.ascontiguousarray(prior, dtype=np.float32))
         for name, dtype in zip(_ARRAYS, (np.float32,) * 4 + (np.int64, np.int32), strict=True):
             object.__setattr__(self, name, np.ascontiguousarray(getattr(self, name), dtype=dtype))
         n_users, n_items = len(self.user_ids), len(self.item_ids)
@@ -64,6 +71,7 @@ class ModelArtifact:
             "user_biases": (n_users,),
             "item_embeddings": (n_items, k),
             "item_biases": (n_items,),
+            "item_prior": (n_items,),
             "seen_indptr": (n_users + 1,),
             "seen_indices": (int(self.seen_indptr[-1]) if len(self.seen_indptr) else -1,),
         }
@@ -78,6 +86,12 @@ class ModelArtifact:
         indices = self.seen_indices
         if indices.size and (indices.min() < 0 or indices.max() >= n_items):
             raise ValueError("seen_indices must index item_ids")
+
+    @property
+    def ranking_biases(self) -> npt.NDArray[np.float32]:
+        """Per item, what ranking adds to the user-item product: the bias plus the prior."""
+        assert self.item_prior is not None
+        return np.asarray(self.item_biases + self.item_prior, dtype=np.float32)
 
     @property
     def no_components(self) -> int:
@@ -96,6 +110,9 @@ class ModelArtifact:
             "item_ids": np.array(self.item_ids, dtype=np.str_),
         }
         members.update({name: getattr(self, name) for name in _ARRAYS})
+        assert self.item_prior is not None
+        if self.item_prior.any():  # a model without a prior keeps its bytes as before
+            members["item_prior"] = self.item_prior
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             for name, array in members.items():
@@ -123,6 +140,7 @@ class ModelArtifact:
                     item_biases=npz["item_biases"],
                     seen_indptr=npz["seen_indptr"],
                     seen_indices=npz["seen_indices"],
+                    item_prior=npz["item_prior"] if "item_prior" in npz.files else None,
                 )
         except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as err:
             raise ValueError(f"not a model artifact: {err}") from err

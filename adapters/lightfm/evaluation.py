@@ -124,7 +124,7 @@ def _hits(
     n_items = len(artifact.item_ids)
     if item_scores is None:
         scores = artifact.user_embeddings[users] @ artifact.item_embeddings.T
-        scores += artifact.item_biases
+        scores += artifact.ranking_biases
     else:
         scores = np.tile(np.asarray(item_scores, dtype=np.float32), (len(users), 1))
     starts, ends = artifact.seen_indptr[users], artifact.seen_indptr[users + 1]
@@ -162,7 +162,7 @@ def _sampled_auc(
         if item_scores is not None:
             return np.asarray(item_scores, dtype=np.float32)[i]
         dots = np.einsum("ij,ij->i", artifact.user_embeddings[u], artifact.item_embeddings[i])
-        return np.asarray(dots + artifact.item_biases[i], dtype=np.float32)
+        return np.asarray(dots + artifact.ranking_biases[i], dtype=np.float32)
 
     pos_scores, neg_scores = score(users, items), score(neg_users, neg_items)
     # Rank all scores jointly, then key by (user, rank): one sorted array answers "how many of
@@ -182,3 +182,31 @@ def _sampled_auc(
         return 0.0
     per_user = np.bincount(group_of, weights=share) / np.bincount(group_of)
     return float(per_user.mean())
+
+
+def ranking_quality(
+    artifact: ModelArtifact, held_out: TrainingInteractions, k: int = 10, *, max_users: int = 10_000
+) -> tuple[float, float]:
+    """(precision@k, NDCG@k) on `held_out` under the module's protocol (binary relevance;
+    the ideal DCG puts min(relevant, k) hits first). What the nightly search ranks trials by."""
+    users, items = _relevant_pairs(artifact, held_out)
+    n_items = len(artifact.item_ids)
+    if len(users) == 0 or n_items == 0:
+        return 0.0, 0.0
+    eval_users, n_relevant = np.unique(users, return_counts=True)
+    if len(eval_users) > max_users:
+        keep = np.random.default_rng(0).choice(len(eval_users), size=max_users, replace=False)
+        eval_users, n_relevant = eval_users[keep], n_relevant[keep]
+    known = items >= 0
+    relevant_keys = np.sort(users[known] * n_items + items[known])
+    scores = artifact.user_embeddings[eval_users] @ artifact.item_embeddings.T
+    scores += artifact.ranking_biases
+    for row, user in enumerate(eval_users.tolist()):
+        scores[row, artifact.seen_by(user)] = -np.inf
+    top = np.argpartition(-scores, min(k, n_items) - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
+    top = np.take_along_axis(top, order, axis=1)
+    found = np.isin(eval_users[:, None] * n_items + top, relevant_keys)
+    discounts = 1.0 / np.log2(np.arange(2, found.shape[1] + 2))
+    ideal = np.cumsum(discounts)[np.minimum(n_relevant, found.shape[1]) - 1]
+    return float(found.sum(axis=1).mean() / k), float(((found @ discounts) / ideal).mean())

@@ -166,6 +166,13 @@ def _lab(settings: Settings, store: ModelStore) -> ModelLab:
         no_components=settings.train_components,
         epochs=settings.train_epochs,
         num_threads=settings.train_threads,
+        seeds=settings.train_seeds,
     )
     s3 = settings.s3_endpoint_url or None
-    return LightFMLab(settings.resolved_export_uri, store, trainer, s3_endpoint=s3)
+    return LightFMLab(
+        settings.resolved_export_uri,
+        store,
+        trainer,
+        s3_endpoint=s3,
+        search_budget_s=settings.retrain_search_budget_s,
+    )

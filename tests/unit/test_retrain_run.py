@@ -4,6 +4,8 @@ model, the published pointer, the run log, the metrics)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
@@ -43,11 +45,12 @@ def test_the_run_log_row_follows_the_run_stage_by_stage() -> None:
         Stage.TRAIN,
         Stage.EVALUATE,
         Stage.GATE,
+        Stage.REFIT,
         Stage.PUBLISH,
         Stage.CONFIRM,
         None,
     ]
-    assert [r.status for r in world.run_log.history[:-1]] == [RunStatus.RUNNING] * 7
+    assert [r.status for r in world.run_log.history[:-1]] == [RunStatus.RUNNING] * 8
 
 
 def test_a_candidate_as_good_as_the_serving_model_replaces_it() -> None:
@@ -212,3 +215,44 @@ def test_a_poll_racing_the_publish_is_undone_by_loading_again() -> None:
     assert run.status is RunStatus.SUCCEEDED
     assert world.service.loads == [run.model_version, run.model_version]
     assert world.service.serving == run.model_version
+
+
+def test_the_published_model_is_a_refit_on_the_whole_window_and_the_record_names_both() -> None:
+    world = RetrainWorld()
+
+    run = world.retrain().run(NIGHT)
+
+    assert run.status is RunStatus.SUCCEEDED
+    assert world.lab.refits == 1
+    published = world.store.infos[run.model_version or ""]
+    assert published.window_end == NIGHT  # trained up to the run's end, held-out day included
+    assert run.note is not None and "published its refit" in run.note and "1000 rows" in run.note
+
+
+def test_the_gate_compares_only_rows_the_serving_model_was_not_trained_on() -> None:
+    # Given a serving model refit six hours into this run's held-out day
+    world = RetrainWorld()
+    world.serve_old_model()
+    info = world.store.infos[OLD]
+    world.store.infos[OLD] = replace(
+        info, window_start=NIGHT - timedelta(days=30), window_end=NIGHT - timedelta(hours=18)
+    )
+
+    run = world.retrain().run(NIGHT)
+
+    # then both models are scored on the 18 hours after its window only (75 of 100 rows)
+    assert world.lab.compared_rows == 75
+    assert run.note is not None and "75 held-out rows" in run.note
+
+
+def test_with_no_row_unseen_by_the_serving_model_the_serving_model_stays() -> None:
+    world = RetrainWorld()
+    world.serve_old_model()
+    info = world.store.infos[OLD]
+    world.store.infos[OLD] = replace(info, window_start=NIGHT - timedelta(days=30))
+
+    run = world.retrain().run(NIGHT)
+
+    assert run.status is RunStatus.REJECTED
+    assert world.service.serving == OLD and world.lab.refits == 0
+    assert run.note is not None and "outside the serving model's training window" in run.note
