@@ -9,6 +9,7 @@ feedrec lightfm    run the LightFM model service (the `lightfm` process)
 feedrec relay      publish the outbox to Kafka (the `relay` process)
 feedrec worker     the nightly retrain at RETRAIN_AT UTC (the `worker` process)
 feedrec retrain --now   run the nightly retrain at once, with progress bars
+feedrec experiment report   the feed experiment's readout (docs/experiments.md)
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("worker", help="run the nightly retrain daily (the worker process)")
     retrain = commands.add_parser("retrain", help="run the nightly retrain")
     retrain.add_argument("--now", action="store_true", required=True, help="run it at once")
+    from app.composition.experiments import add_report_command
+
+    add_report_command(commands)
     args = parser.parse_args(argv)
     settings = Settings.from_env()
 
@@ -84,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         record = retrain_now(settings)
         print_run(record)
         return exit_code(record)
+    elif args.command == "experiment":
+        from app.composition.experiments import run_report_command
+
+        return run_report_command(settings, args)
     return 0
 
 

@@ -172,19 +172,22 @@ class ExperimentReporter:
         bounds: dict[tuple[str, str], tuple[float, float]] = {}
         latest: dict[str, VariantDay] = days[ordered[-1]] if ordered else {}
         for day in ordered:
-            for variant, metric, lift in self._lifts(days[day]):
+            for variant, metric, read in self._lifts(days[day]):
                 low, high = bounds.get((variant, metric), (float("-inf"), float("inf")))
-                low, high = max(low, lift.sequential_low), min(high, lift.sequential_high)
+                low, high = max(low, read.sequential_low), min(high, read.sequential_high)
                 bounds[(variant, metric)] = (low, high)
-                lift = Lift(lift.value, lift.low, lift.high, low, high)
-                history.append((day, variant, metric, lift))
+                history.append(
+                    (day, variant, metric, Lift(read.value, read.low, read.high, low, high))
+                )
         last = {(v, m): lift for d, v, m, lift in history if d == ordered[-1]}
         return ExperimentReport(
             experiment=self.experiment.name,
             control=self.control,
             start=start,
             end=end,
-            variants=tuple(self._variant(v.id, latest.get(v.id), last) for v in self.experiment.variants),
+            variants=tuple(
+                self._variant(v.id, latest.get(v.id), last) for v in self.experiment.variants
+            ),
             sample_ratio=self._sample_ratio(latest),
             history=tuple(history),
         )

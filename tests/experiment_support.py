@@ -62,7 +62,10 @@ def run_planted(tmp_path: Path, plan: PlantedExperiment) -> tuple[ExperimentRepo
     upgrade_database(settings.resolved_database_url)
     clock = FixedClock(START)
     activity = ScriptedActivity(
-        [(START - timedelta(minutes=30), VideoActivity(f"t{i:02d}", "like", 100 - i, 0)) for i in range(80)]
+        [
+            (START - timedelta(minutes=30), VideoActivity(f"t{i:02d}", "like", 100 - i, 0))
+            for i in range(80)
+        ]
     )
     composition = build_web(
         settings,
@@ -105,8 +108,13 @@ def run_planted(tmp_path: Path, plan: PlantedExperiment) -> tuple[ExperimentRepo
             watch = 0 if kind is InteractionType.SKIP else rng.randrange(2_000, 30_000)
             events.append(
                 InteractionEvent(
-                    f"{user}-{rank}", user, item.video_id, kind, watch,
-                    clock.moment, feed_session_id=page.feed_session_id,
+                    f"{user}-{rank}",
+                    user,
+                    item.video_id,
+                    kind,
+                    watch,
+                    clock.moment,
+                    feed_session_id=page.feed_session_id,
                 )
             )
         if events:

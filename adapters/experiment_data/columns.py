@@ -63,9 +63,11 @@ def variant_days(
     sessions = impressions.group_by(["user_id", "feed_session_id"]).aggregate([("day", "min")])
     grid.add("sessions", sessions["user_id"], sessions["day_min"])
 
-    served = impressions.select(["user_id", "feed_session_id", "video_id"]).group_by(
-        ["user_id", "feed_session_id", "video_id"]
-    ).aggregate([])
+    served = (
+        impressions.select(["user_id", "feed_session_id", "video_id"])
+        .group_by(["user_id", "feed_session_id", "video_id"])
+        .aggregate([])
+    )
     consumed = interactions.filter(pc.is_valid(interactions["feed_session_id"])).join(
         served, keys=["user_id", "feed_session_id", "video_id"], join_type="inner"
     )
@@ -73,8 +75,8 @@ def variant_days(
     consumed = consumed.append_column("day", pc.max_element_wise(consumed_day, 0))
     consumed = consumed.filter(pc.less(consumed["day"], n_days))
     for kind in InteractionType:
-        rows = consumed.filter(pc.equal(consumed["interaction_type"], kind.value))
-        grid.add(kind.value, rows["user_id"], rows["day"])
+        of_kind = consumed.filter(pc.equal(consumed["interaction_type"], kind.value))
+        grid.add(kind.value, of_kind["user_id"], of_kind["day"])
     positive = consumed.filter(pc.is_in(consumed["interaction_type"], pa.array(POSITIVE)))
     grid.add("positive", positive["user_id"], positive["day"])
     grid.add("watch_ms", consumed["user_id"], consumed["day"], consumed["watch_time_ms"])
@@ -116,7 +118,7 @@ def variant_days(
 
 
 class _Grid:
-    """Per-viewer, per-day sums (viewers × days), viewers indexed as in `users`."""
+    """Per-viewer, per-day sums (viewers x days), viewers indexed as in `users`."""
 
     def __init__(self, n_viewers: int, n_days: int, users: pa.ChunkedArray) -> None:
         self.shape = (n_viewers, n_days)

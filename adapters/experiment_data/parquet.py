@@ -47,8 +47,12 @@ class ParquetExperimentData:
 
     def variant_days(self, start: date, end: date) -> Sequence[VariantDay]:
         days = [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
-        impressions = _read(self._impressions, IMPRESSION_SCHEMA, _IMPRESSION_COLUMNS, days, self._s3)
-        interactions = _read(self._interactions, EXPORT_SCHEMA, _INTERACTION_COLUMNS, days, self._s3)
+        impressions = _read(
+            self._impressions, IMPRESSION_SCHEMA, _IMPRESSION_COLUMNS, days, self._s3
+        )
+        interactions = _read(
+            self._interactions, EXPORT_SCHEMA, _INTERACTION_COLUMNS, days, self._s3
+        )
         return variant_days(impressions, interactions, start, end)
 
 
@@ -60,7 +64,9 @@ def _read(
         files = [
             entry.path
             for day in days
-            for entry in fs.get_file_info(pafs.FileSelector(f"{root}/date={day}", allow_not_found=True))
+            for entry in fs.get_file_info(
+                pafs.FileSelector(f"{root}/date={day}", allow_not_found=True)
+            )
             if FILE_NAME.fullmatch(entry.base_name)
         ]
     if not files:

@@ -25,13 +25,9 @@ from adapters.parquet_export._layout import (
 
 
 class ExportedRow(Protocol):
-    """A source row: an attribute named after every `EXPORT_SCHEMA` column, holding a value
-    of that column's type (aware UTC datetimes for the timestamps)."""
-
-    @property
-    def interaction_id(self) -> int: ...
-    @property
-    def occurred_at(self) -> datetime: ...
+    """A source row: an attribute named after every column of the exporter's schema, holding
+    a value of that column's type (aware UTC datetimes for the timestamps), the id column and
+    the time column among them."""
 
 
 class ExportSource(Protocol):
@@ -119,7 +115,7 @@ class _Layout(NamedTuple):
         return int(getattr(rows[-1], self.id_column))
 
 
-def _write_chunk(
+def _write_chunk(  # noqa: PLR0917 - internal, called once
     fs: pafs.FileSystem,
     root: str,
     rows: Sequence[ExportedRow],

@@ -60,7 +60,7 @@ PAGE_COLUMNS = (
 
 
 def impressions_of(
-    pages: Iterable[Mapping[str, Any]], earlier_items: Mapping[tuple[str, int], int]
+    pages: Iterable[Any], earlier_items: Mapping[tuple[str, int], int]
 ) -> list[ImpressionRow]:
     """The impressions of `pages` (feed_cache rows); `earlier_items[(session, page)]` is how
     many items the session served on its pages before that one (for the session-wide rank)."""
@@ -129,7 +129,7 @@ class SqlImpressionSource:
 
 
 def earlier_item_counts(
-    connection: Any, pages: Sequence[Mapping[str, Any]]
+    connection: Any, pages: Sequence[Any]
 ) -> dict[tuple[str, int], int]:
     """(session, page) -> items the session served before that page, for `pages`."""
     wanted = {(p["feed_session_id"], p["page_number"]) for p in pages if p["page_number"] > 1}

@@ -54,8 +54,9 @@ def test_impressions_and_interactions_join_on_session_and_video(tmp_path: Path) 
     interactions = ds.dataset(settings.resolved_export_uri, format="parquet", partitioning="hive")
     shown = impressions.to_table()
     done = interactions.to_table()
-    joined = done.join(shown, keys=["feed_session_id", "video_id"], join_type="inner",
-                       right_suffix="_shown")
+    joined = done.join(
+        shown, keys=["feed_session_id", "video_id"], join_type="inner", right_suffix="_shown"
+    )
     assert joined.num_rows == done.num_rows > 0  # every interaction was on an item served
     assert pc.all(pc.equal(joined["user_id"], joined["user_id_shown"])).as_py()
     ranks = shown.filter(pc.equal(shown["page_number"], 1))["rank"].to_pylist()
