@@ -10,6 +10,7 @@ feedrec relay      publish the outbox to Kafka (the `relay` process)
 feedrec worker     the nightly retrain at RETRAIN_AT UTC (the `worker` process)
 feedrec retrain --now   run the nightly retrain at once, with progress bars
 feedrec status     the service at a glance, for an operator or cron (exit 1: something is down)
+feedrec experiment report   the feed experiment's readout (docs/experiments.md)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 from app.settings import Settings, SettingsError
@@ -97,6 +99,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--minutes", type=int, default=15, help="how far back fallback rates are computed"
     )
     status.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    experiment = command("experiment", "read the feed experiment's results (docs/experiments.md)")
+    actions = experiment.add_subparsers(dest="action", required=True)
+    report = actions.add_parser(
+        "report",
+        help="per variant: metrics, lifts, ratio test",
+        description="per variant: metrics with 95% intervals, the lift against the control with"
+        " an always-valid interval, the sample-ratio test; exit 1 when the ratio test flags",
+        formatter_class=defaults,
+    )
+    report.add_argument("--days", type=int, default=14, help="days up to --end")
+    report.add_argument("--end", type=date.fromisoformat, help="last UTC day (default today)")
+    report.add_argument(
+        "--source",
+        choices=("export", "database"),
+        default="export",
+        help="the parquet exports or the service's database",
+    )
+    report.add_argument("--json", action="store_true", help="print JSON")
+    report.add_argument("--chart", type=Path, help="write the lift chart (PNG) here")
     return parser
 
 
@@ -162,6 +183,10 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         print_run(record)
         print(describe_left_out(settings, record), file=sys.stderr)
         return exit_code(record)
+    elif args.command == "experiment":
+        from app.composition.experiments import run_report_command
+
+        return run_report_command(settings, args)
     return 0
 
 

@@ -124,6 +124,9 @@ class Settings:
     #: EXPORT_URI: folder, file:// or s3://bucket/prefix of the parquet export of interactions;
     #: empty means <data_dir>/exports.
     export_uri: str = ""
+    #: IMPRESSIONS_EXPORT_URI: folder, file:// or s3://bucket/prefix of the parquet export of
+    #: impressions (items served); empty means <data_dir>/impressions.
+    impressions_export_uri: str = ""
     #: S3_ENDPOINT_URL: S3-compatible server for s3:// exports and models (`http://host:port`,
     #: or `host:port` for https); empty means AWS S3.
     s3_endpoint_url: str = ""
@@ -212,6 +215,10 @@ class Settings:
     def resolved_export_uri(self) -> str:
         return self.export_uri or str((self.data_dir / "exports").resolve())
 
+    @property
+    def resolved_impressions_export_uri(self) -> str:
+        return self.impressions_export_uri or str((self.data_dir / "impressions").resolve())
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -281,6 +288,7 @@ ENV_NAMES: dict[str, str] = {
     "popularity_refresh_s": "POPULARITY_REFRESH_S",
     "web_stall_threshold_ms": "WEB_STALL_THRESHOLD_MS",
     "export_uri": "EXPORT_URI",
+    "impressions_export_uri": "IMPRESSIONS_EXPORT_URI",
     "s3_endpoint_url": "S3_ENDPOINT_URL",
     "export_chunk_rows": "EXPORT_CHUNK_ROWS",
     "export_lag_s": "EXPORT_LAG_S",

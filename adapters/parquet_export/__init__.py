@@ -44,6 +44,11 @@ that took a higher id, and the watermark must never pass a row not yet visible. 
 twice the longest time from accepting an event to committing it rules that out (argued in
 `adapters.sql.export_source.SqlExportSource.rows_after`).
 
+Impressions (`IMPRESSION_SCHEMA`, one row per item served, from `feed_cache`) are exported by
+the same `ParquetExporter` to a dataset of their own (`IMPRESSIONS_EXPORT_URI`, partitioned by
+the UTC day of `served_at`), with the watermark `feed_cache` on `feed_cache.id`: a page's items
+share its id and are always exported together, so the argument above holds page by page.
+
 Reading (`read_training_window(uri, start, end)`): only the days of the window are opened,
 then rows are kept by `start <= occurred_at < end`. A day without a file is simply no rows,
 as is an export never written. A file that cannot be read as this schema (truncated, not
@@ -54,6 +59,7 @@ its failed "read" stage. A store that cannot be reached raises
 
 from adapters.parquet_export._layout import (
     EXPORT_SCHEMA,
+    IMPRESSION_SCHEMA,
     PARTITIONING,
     CorruptExportError,
     export_filesystem,
@@ -63,6 +69,7 @@ from adapters.parquet_export.reader import read_training_window
 
 __all__ = [
     "EXPORT_SCHEMA",
+    "IMPRESSION_SCHEMA",
     "PARTITIONING",
     "CorruptExportError",
     "ExportSource",

@@ -38,6 +38,27 @@ EXPORT_SCHEMA = pa.schema(
         pa.field("interaction_id", pa.int64(), nullable=False),
     ]
 )
+#: One row per item served (see docs/experiments.md): `page_id` is `feed_cache.id`, the
+#: impressions export's watermark; `rank` counts from 1 across the session's pages.
+IMPRESSION_SCHEMA = pa.schema(
+    [
+        pa.field("impression_id", pa.string(), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("feed_session_id", pa.string(), nullable=False),
+        pa.field("page_number", pa.int32(), nullable=False),
+        pa.field("rank", pa.int32(), nullable=False),
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("score", pa.float64()),
+        pa.field("source", pa.string()),
+        pa.field("algorithm", pa.string(), nullable=False),
+        pa.field("fallback_reason", pa.string()),
+        pa.field("model_version", pa.string()),
+        pa.field("experiment_variant_id", pa.string()),
+        pa.field("personalization", pa.string(), nullable=False),
+        pa.field("served_at", UTC_MICROSECONDS, nullable=False),
+        pa.field("page_id", pa.int64(), nullable=False),
+    ]
+)
 PARTITION_COLUMN = "date"
 PARTITIONING = ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.string())]), flavor="hive")
 #: `part-<first id>-<last id>.parquet`: the id range of the chunk that wrote the file.

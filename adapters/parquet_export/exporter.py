@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -25,13 +25,9 @@ from adapters.parquet_export._layout import (
 
 
 class ExportedRow(Protocol):
-    """A source row: an attribute named after every `EXPORT_SCHEMA` column, holding a value
-    of that column's type (aware UTC datetimes for the timestamps)."""
-
-    @property
-    def interaction_id(self) -> int: ...
-    @property
-    def occurred_at(self) -> datetime: ...
+    """A source row: an attribute named after every column of the exporter's schema, holding
+    a value of that column's type (aware UTC datetimes for the timestamps), the id column and
+    the time column among them."""
 
 
 class ExportSource(Protocol):
@@ -58,6 +54,9 @@ class ParquetExporter:
         chunk_rows: int = 100_000,
         lag: timedelta = timedelta(minutes=1),
         name: str = "user_interactions",
+        schema: pa.Schema = EXPORT_SCHEMA,
+        id_column: str = "interaction_id",
+        time_column: str = "occurred_at",
     ) -> None:
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
@@ -70,6 +69,9 @@ class ParquetExporter:
         self._chunk_rows = chunk_rows
         self._lag = lag
         self._name = name
+        # Impressions (`IMPRESSION_SCHEMA`) reuse all of this: their id is the page's
+        # `feed_cache.id`, shared by a page's items, and the source returns whole pages.
+        self._layout = _Layout(schema, id_column, time_column)
 
     def __repr__(self) -> str:
         return f"ParquetExporter({self.uri!r}, name={self._name!r})"
@@ -94,32 +96,42 @@ class ParquetExporter:
             if not rows:
                 break
             with store_errors("writing the export"):
-                _write_chunk(fs, root, rows, watermark, visited)
-            self._source.set_watermark(self._name, rows[-1].interaction_id, now)
+                _write_chunk(fs, root, rows, watermark, visited, self._layout)
+            self._source.set_watermark(self._name, self._layout.last_id(rows), now)
             exported += len(rows)
             if progress is not None:
                 progress(exported)
-            if len(rows) < self._chunk_rows:
-                break  # the end of the table, or of the rows old enough to export
+            # No early stop on a short chunk: an impressions chunk is `chunk_rows` pages, not
+            # rows, so only an empty answer says that nothing old enough is left.
         return exported
 
 
-def _write_chunk(
+class _Layout(NamedTuple):
+    schema: pa.Schema
+    id_column: str
+    time_column: str
+
+    def last_id(self, rows: Sequence[ExportedRow]) -> int:
+        return int(getattr(rows[-1], self.id_column))
+
+
+def _write_chunk(  # noqa: PLR0917 - internal, called once
     fs: pafs.FileSystem,
     root: str,
     rows: Sequence[ExportedRow],
     watermark: int,
     visited: set[str],
+    layout: _Layout,
 ) -> None:
     """One file per day the chunk's rows fall on, all named by the chunk's id range."""
     table = pa.table(
-        {column: [getattr(row, column) for row in rows] for column in EXPORT_SCHEMA.names},
-        schema=EXPORT_SCHEMA,
+        {column: [getattr(row, column) for row in rows] for column in layout.schema.names},
+        schema=layout.schema,
     )
     days: dict[str, list[int]] = {}
     for index, row in enumerate(rows):
-        days.setdefault(partition_of(row.occurred_at), []).append(index)
-    name = file_name(rows[0].interaction_id, rows[-1].interaction_id)
+        days.setdefault(partition_of(getattr(row, layout.time_column)), []).append(index)
+    name = file_name(int(getattr(rows[0], layout.id_column)), layout.last_id(rows))
     for day, indices in sorted(days.items()):
         folder = f"{root}/{PARTITION_COLUMN}={day}"
         if folder not in visited:  # a run's first visit to a day finds every leftover there

@@ -26,6 +26,7 @@ from adapters.sql.leases import SqlLeases
 from adapters.sql.run_log import SqlRunLog
 from adapters.system_clock import SystemClock
 from app.composition.common import metrics_from, model_store_from
+from app.composition.experiments import InteractionsAndImpressions, impressions_exporter
 from app.settings import Settings
 from domain.nightly_retrain import NightlyRetrain
 from domain.retrain import RetrainPolicy
@@ -124,12 +125,15 @@ def build_worker(
     metrics = chosen.metrics or metrics_from(settings)
     retrain = NightlyRetrain(
         export=chosen.export
-        or ParquetExporter(
-            SqlExportSource(engine()),
-            settings.resolved_export_uri,
-            s3_endpoint=s3,
-            chunk_rows=settings.export_chunk_rows,
-            lag=timedelta(seconds=settings.export_lag_s),
+        or InteractionsAndImpressions(
+            ParquetExporter(
+                SqlExportSource(engine()),
+                settings.resolved_export_uri,
+                s3_endpoint=s3,
+                chunk_rows=settings.export_chunk_rows,
+                lag=timedelta(seconds=settings.export_lag_s),
+            ),
+            impressions_exporter(settings, engine()),
         ),
         lab=chosen.lab or _lab(settings, store),
         store=store,

@@ -1,0 +1,78 @@
+"""`ExperimentData` on the parquet exports: the impressions and interactions datasets, only
+the window's day folders opened, only the columns the readout needs read."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+from pyarrow.lib import ArrowException
+
+from adapters.experiment_data.columns import variant_days
+from adapters.parquet_export import EXPORT_SCHEMA, IMPRESSION_SCHEMA, CorruptExportError
+from adapters.parquet_export._layout import FILE_NAME, export_filesystem, store_errors
+from domain.experiment_report import VariantDay
+
+_IMPRESSION_COLUMNS = [
+    "user_id",
+    "feed_session_id",
+    "page_number",
+    "video_id",
+    "experiment_variant_id",
+    "fallback_reason",
+    "served_at",
+]
+_INTERACTION_COLUMNS = [
+    "user_id",
+    "feed_session_id",
+    "video_id",
+    "interaction_type",
+    "watch_time_ms",
+    "occurred_at",
+]
+
+
+class ParquetExperimentData:
+    """`impressions_uri` and `interactions_uri` as `EXPORT_URI` takes them."""
+
+    def __init__(
+        self, impressions_uri: str, interactions_uri: str, *, s3_endpoint: str | None = None
+    ) -> None:
+        self._impressions = impressions_uri
+        self._interactions = interactions_uri
+        self._s3 = s3_endpoint
+
+    def variant_days(self, start: date, end: date) -> Sequence[VariantDay]:
+        days = [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
+        impressions = _read(
+            self._impressions, IMPRESSION_SCHEMA, _IMPRESSION_COLUMNS, days, self._s3
+        )
+        interactions = _read(
+            self._interactions, EXPORT_SCHEMA, _INTERACTION_COLUMNS, days, self._s3
+        )
+        return variant_days(impressions, interactions, start, end)
+
+
+def _read(
+    uri: str, schema: pa.Schema, columns: list[str], days: list[str], s3: str | None
+) -> pa.Table:
+    with store_errors("listing the export"):
+        fs, root = export_filesystem(uri, s3)
+        files = [
+            entry.path
+            for day in days
+            for entry in fs.get_file_info(
+                pafs.FileSelector(f"{root}/date={day}", allow_not_found=True)
+            )
+            if FILE_NAME.fullmatch(entry.base_name)
+        ]
+    if not files:
+        return pa.table({c: pa.array([], schema.field(c).type) for c in columns})
+    try:
+        dataset = ds.dataset(files, schema=schema, format="parquet", filesystem=fs)
+        return dataset.to_table(columns=columns)
+    except ArrowException as err:
+        raise CorruptExportError(uri, str(err)) from err

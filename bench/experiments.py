@@ -1,0 +1,200 @@
+"""Benchmark of the experiment readout (docs/experiments.md).
+
+1. 100 simulated A/A experiments read daily for 14 days: the share that ever declares a
+   winner on like rate (`aa_false_positive_rate`, want <= 0.05).
+2. 100 A/B experiments with a +5% lift on like rate: the share detected by day 14
+   (`ab_power`) and the median day of detection.
+3. The readout's run time and peak memory on parquet exports of `--interactions` and
+   `--impressions` rows (want <= 120 s and <= 4 GB at 10M / 50M).
+
+Viewers arrive over the days (`--viewers-per-day` per variant), get items every day they come
+back, like each with a viewer-specific rate (beta-distributed: viewers differ, so their
+events are correlated). Last line: one JSON object.
+
+    python bench/experiments.py                      # small: 1M impressions, 200k interactions
+    python bench/experiments.py --impressions 50000000 --interactions 10000000   # the full run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from adapters.experiment_data import ParquetExperimentData
+from adapters.experiment_stats import ScipyExperimentStatistics
+from adapters.parquet_export import EXPORT_SCHEMA, IMPRESSION_SCHEMA
+from domain.experiment_report import ExperimentReporter, Moments, VariantDay
+from domain.experiments import Experiment, Variant
+
+START = date(2026, 12, 1)
+DAYS = 14
+EXPERIMENT = Experiment("bench", (Variant("control", 50), Variant("treatment", 50)))
+
+
+class SimulatedData:
+    """`ExperimentData` for one simulated experiment: like rate only."""
+
+    def __init__(self, rng: np.random.Generator, per_day: int, lift: float) -> None:
+        self._rows: list[VariantDay] = []
+        for variant, factor in (("control", 1.0), ("treatment", 1.0 + lift)):
+            n = per_day * DAYS
+            arrival = np.repeat(np.arange(DAYS), per_day)
+            rate = rng.beta(2, 14, n) * factor  # mean like rate 0.125, viewers differ
+            items = np.zeros(n)
+            likes = np.zeros(n)
+            for day in range(DAYS):
+                here = (arrival <= day) & (rng.random(n) < np.where(arrival == day, 1.0, 0.4))
+                served = rng.poisson(20, n) * here
+                items += served
+                likes += rng.binomial(served, np.clip(rate, 0, 1))
+                seen = arrival <= day
+                y, x = likes[seen], items[seen]
+                sums = (y.sum(), x.sum(), np.dot(y, y), np.dot(x, x), np.dot(x, y))
+                moments = Moments(int(seen.sum()), *(float(s) for s in sums))
+                self._rows.append(
+                    VariantDay(
+                        START + timedelta(days=day),
+                        variant,
+                        int(seen.sum()),
+                        0,
+                        0,
+                        int(x.sum()),
+                        {"like_rate": moments},
+                    )
+                )
+
+    def variant_days(self, start: date, end: date) -> Sequence[VariantDay]:
+        return [row for row in self._rows if start <= row.day <= end]
+
+
+def sequential(runs: int, lift: float, per_day: int, seed: int) -> list[int | None]:
+    """For each run, the first day (1-based) the always-valid interval excluded 0."""
+    rng = np.random.default_rng(seed)
+    stats = ScipyExperimentStatistics()
+    found: list[int | None] = []
+    for _ in range(runs):
+        reporter = ExperimentReporter(EXPERIMENT, SimulatedData(rng, per_day, lift), stats)
+        history = reporter.report(START, START + timedelta(days=DAYS - 1)).history
+        days = [
+            (d - START).days + 1
+            for d, _, m, lift_read in history
+            if m == "like_rate" and (lift_read.sequential_low > 0 or lift_read.sequential_high < 0)
+        ]
+        found.append(min(days) if days else None)
+    return found
+
+
+def readout_at_scale(impressions: int, interactions: int, viewers: int) -> tuple[float, float]:
+    """(seconds, peak RSS GB) of the readout over generated parquet exports."""
+    rng = np.random.default_rng(5)
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        base = datetime.combine(START, datetime.min.time(), UTC)
+        users = rng.integers(0, viewers, impressions)
+        sessions = users * 100 + rng.integers(0, 3, impressions)
+        videos = rng.integers(0, 50_000, impressions)
+        offsets = (rng.integers(0, DAYS * 86_400, impressions) * 1_000_000).astype(
+            "timedelta64[us]"
+        )
+        served = np.datetime64(base.replace(tzinfo=None), "us") + offsets
+        user_ids = pa.array(users.astype(str))
+        table = pa.table(
+            {
+                "impression_id": pa.array(np.arange(impressions).astype(str)),
+                "user_id": user_ids,
+                "feed_session_id": pa.array(sessions.astype(str)),
+                "page_number": pa.array(rng.integers(1, 5, impressions), pa.int32()),
+                "rank": pa.array(rng.integers(1, 40, impressions), pa.int32()),
+                "video_id": pa.array(videos.astype(str)),
+                "score": pa.array(rng.random(impressions)),
+                "source": pa.nulls(impressions, pa.string()),
+                "algorithm": pa.array(np.full(impressions, "lightfm")),
+                "fallback_reason": pa.nulls(impressions, pa.string()),
+                "model_version": pa.nulls(impressions, pa.string()),
+                "experiment_variant_id": pa.array(np.where(users % 2 == 0, "control", "treatment")),
+                "personalization": pa.array(np.full(impressions, "model")),
+                "served_at": pa.array(served).cast(IMPRESSION_SCHEMA.field("served_at").type),
+                "page_id": pa.array(np.arange(impressions)),
+            },
+            schema=IMPRESSION_SCHEMA,
+        )
+        _write(table, root / "impressions", "served_at")
+        pick = rng.integers(0, impressions, interactions)
+        kinds = np.array(["view", "like", "skip", "complete", "hide"])
+        events = pa.table(
+            {
+                "event_id": pa.array(np.arange(interactions).astype(str)),
+                "user_id": table["user_id"].take(pick),
+                "video_id": table["video_id"].take(pick),
+                "interaction_type": pa.array(kinds[rng.integers(0, 5, interactions)]),
+                "watch_time_ms": pa.array(rng.integers(0, 60_000, interactions)),
+                "occurred_at": table["served_at"].take(pick),
+                "received_at": table["served_at"].take(pick),
+                "feed_session_id": table["feed_session_id"].take(pick),
+                "algorithm": pa.nulls(interactions, pa.string()),
+                "experiment_variant_id": pa.nulls(interactions, pa.string()),
+                "recommendation_score": pa.nulls(interactions, pa.float64()),
+                "interaction_id": pa.array(np.arange(interactions)),
+            },
+            schema=EXPORT_SCHEMA,
+        )
+        _write(events, root / "interactions", "occurred_at")
+        del table, events
+        began = time.perf_counter()
+        data = ParquetExperimentData(str(root / "impressions"), str(root / "interactions"))
+        ExperimentReporter(EXPERIMENT, data, ScipyExperimentStatistics()).report(
+            START, START + timedelta(days=DAYS - 1)
+        )
+        seconds = time.perf_counter() - began
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    return seconds, peak_gb
+
+
+def _write(table: pa.Table, root: Path, column: str) -> None:
+    days = table[column].cast(pa.date32()).to_numpy(zero_copy_only=False)
+    for day in np.unique(days):
+        folder = root / f"date={day}"
+        folder.mkdir(parents=True)
+        mask = pa.array(days == day)
+        pq.write_table(table.filter(mask), folder / "part-000000000001-000000000002.parquet")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--viewers-per-day", type=int, default=2_000)
+    parser.add_argument("--impressions", type=int, default=1_000_000)
+    parser.add_argument("--interactions", type=int, default=200_000)
+    parser.add_argument("--viewers", type=int, default=100_000)
+    args = parser.parse_args()
+    aa = sequential(args.runs, 0.0, args.viewers_per_day, seed=1)
+    ab = sequential(args.runs, 0.05, args.viewers_per_day, seed=2)
+    detected = [day for day in ab if day is not None]
+    seconds, peak_gb = readout_at_scale(args.impressions, args.interactions, args.viewers)
+    result = {
+        "aa_false_positive_rate": sum(d is not None for d in aa) / len(aa),
+        "ab_power": len(detected) / len(ab),
+        "ab_median_detection_day": statistics.median(detected) if detected else None,
+        "report_seconds": round(seconds, 2),
+        "report_peak_rss_gb": round(peak_gb, 2),
+        "impressions": args.impressions,
+        "interactions": args.interactions,
+    }
+    print(f"A/A runs declaring a winner: {result['aa_false_positive_rate']:.2%}")
+    print(f"A/B (+5% likes) detected by day {DAYS}: {result['ab_power']:.2%}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
