@@ -30,6 +30,7 @@ Last line: one JSON object (keys are only ever added).
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import signal
@@ -86,9 +87,9 @@ class Load:
     def start(self) -> None:
         per_batch = 10
         for i in range(2):  # two senders: one sequential client tops out near the rate
-            self._run(lambda n, i=i: self._post(n, i, per_batch), self.rate / per_batch / 2)
+            self._run(functools.partial(self._post, sender=i, size=per_batch), self.rate / per_batch / 2)
         for i in range(3):
-            self._run(lambda n, i=i: self._get(n, i), self.feed_rate / 3)
+            self._run(functools.partial(self._get, reader=i), self.feed_rate / 3)
 
     def close(self) -> None:
         self.stop.set()
