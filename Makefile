@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test install lint typecheck imports pytest bench-scoring bench-feed bench-ingest bench-retrain bench-freshness bench-foldin clean
+.PHONY: run test install lint typecheck imports pytest bench-scoring bench-feed bench-ingest bench-retrain bench-freshness bench-foldin bench-chaos clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,9 @@ bench-freshness: $(TEST_STAMP)
 
 bench-foldin: $(TEST_STAMP)
 	$(PY) bench/foldin.py
+
+bench-chaos: $(TEST_STAMP)
+	$(PY) bench/chaos.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -87,7 +87,9 @@ class Load:
     def start(self) -> None:
         per_batch = 10
         for i in range(2):  # two senders: one sequential client tops out near the rate
-            self._run(functools.partial(self._post, sender=i, size=per_batch), self.rate / per_batch / 2)
+            self._run(
+                functools.partial(self._post, sender=i, size=per_batch), self.rate / per_batch / 2
+            )
         for i in range(3):
             self._run(functools.partial(self._get, reader=i), self.feed_rate / 3)
 
