@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test install lint typecheck imports pytest bench-scoring bench-feed bench-ingest bench-retrain bench-freshness bench-foldin clean
+.PHONY: run test install lint typecheck imports pytest bench-scoring bench-feed bench-ingest bench-retrain bench-freshness bench-foldin bench-chaos clean
 
 # Each set-up stage says what it does, how long it usually takes, and how long it took.
 STAGE = start=$$(date +%s); echo "==> $(1)"; $(2) && echo "    done in $$(( $$(date +%s) - start )) s"
@@ -62,6 +62,9 @@ bench-freshness: $(TEST_STAMP)
 
 bench-foldin: $(TEST_STAMP)
 	$(PY) bench/foldin.py
+
+bench-chaos: $(TEST_STAMP)
+	$(PY) bench/chaos.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -75,7 +75,7 @@ class Settings:
     #: RELAY_POLL_INTERVAL_MS: the relay's pause between looks at an empty outbox, milliseconds.
     relay_poll_interval_ms: int = 5
     #: RELAY_BATCH_SIZE: the most outbox messages the relay publishes in one round.
-    relay_batch_size: int = 500
+    relay_batch_size: int = 2000
     #: RELAY_PUBLISH_TIMEOUT_S: seconds the relay waits for the broker to acknowledge a round.
     relay_publish_timeout_s: float = 5.0
     #: RELAY_LEASE_TTL_S: seconds a relay's lease lasts unrenewed; a crashed relay's successor

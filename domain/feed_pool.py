@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from domain.errors import DependencyUnavailable
@@ -65,7 +66,9 @@ class FeedSources:
 
 @dataclass(frozen=True)
 class PoolPolicy:
-    """`timeout_s`: the budget of a source call, retries included (seconds); `size`: the pool
+    """`timeout_s`: the budget of the source's calls, retries included, counted from the start of
+    building the pool (seconds), so reading the viewer's history and a second call come out of
+    it rather than adding to it; `size`: the pool
     a session's pages are cut from; `exploration_share`: the share of places for new videos."""
 
     timeout_s: float = 0.150
@@ -107,6 +110,7 @@ class PoolBuilder:
 
     def build(self, user_id: str, variant: Variant | None) -> Pool:
         """Raises DependencyUnavailable when neither the source nor the fallback can answer."""
+        deadline = self._clock.now() + timedelta(seconds=self._policy.timeout_s)
         state = self._viewer_state(user_id)
         chosen = variant.algorithm if variant and variant.algorithm else self._sources.default
         if chosen is self._sources.fallback and variant is not None:
@@ -114,7 +118,7 @@ class PoolBuilder:
         else:
             started = time.perf_counter()
             try:
-                ranking = self._rank(chosen, user_id, state)
+                ranking = self._rank(chosen, user_id, state, deadline)
             except RecommendationFailed as failure:
                 reason = failure.reason
             else:
@@ -127,7 +131,13 @@ class PoolBuilder:
                 self._metrics.timing("feed.model.call_ms", elapsed_ms, {"source": chosen.value})
         self._metrics.fallback(reason, variant.id if variant else None)
         try:
-            fallback = self._rank(self._sources.fallback, user_id, state)
+            # The fallback answers from memory: its own budget, not what the source left.
+            fallback = self._rank(
+                self._sources.fallback,
+                user_id,
+                state,
+                self._clock.now() + timedelta(seconds=self._policy.timeout_s),
+            )
         except RecommendationFailed as failure:
             raise DependencyUnavailable(
                 self._sources.fallback.value,
@@ -155,26 +165,42 @@ class PoolBuilder:
             return UNKNOWN
         return viewer_state(interactions, served, policy, now)
 
-    def _rank(self, name: Algorithm, user_id: str, state: ViewerState) -> Ranking:
+    def _rank(
+        self, name: Algorithm, user_id: str, state: ViewerState, deadline: datetime
+    ) -> Ranking:
         source = self._sources.by_name[name]
         request = RankRequest(
             user_id,
             self._policy.size,
             state.exclusions,
             state.fresh_positives,
-            self._policy.timeout_s,
+            self._remaining_s(deadline),
         )
         ranking = source.rank(request)
         if len(ranking.items) < self._policy.size and state.recently_served:
             # Candidates ran out once the recently served were left out: ask again with the
             # seen ones only, so the least recently served can come back at the pool's end.
             try:
-                again = source.rank(replace(request, exclude=tuple(sorted(state.seen))))
+                again = source.rank(
+                    replace(
+                        request,
+                        exclude=tuple(sorted(state.seen)),
+                        timeout_s=self._remaining_s(deadline),
+                    )
+                )
             except RecommendationFailed:
                 return ranking
             items = (*ranking.items, *again.items)
             return replace(ranking, items=items)
         return ranking
+
+    def _remaining_s(self, deadline: datetime) -> float:
+        """What is left of a budget ending at `deadline`; raises `RecommendationFailed`
+        (DEADLINE) when nothing is: a call with no time left cannot answer."""
+        remaining = (deadline - self._clock.now()).total_seconds()
+        if remaining <= 0:
+            raise RecommendationFailed(FallbackReason.DEADLINE, "the budget was spent before")
+        return remaining
 
     def _pool(
         self, ranking: Ranking, reason: FallbackReason | None, state: ViewerState, explore: bool

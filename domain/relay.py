@@ -75,7 +75,7 @@ class OutboxRelay:
         clock: Clock,
         metrics: Metrics,
         *,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         publish_timeout_s: float = 5.0,
     ) -> None:
         if batch_size < 1:

