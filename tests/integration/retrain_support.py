@@ -59,6 +59,35 @@ def synthetic_history() -> SyntheticInteractions:
     return generate_interactions(200, 600, 20_000, days=8, seed=11, end=end)
 
 
+def seed_newer(settings: Settings, history: SyntheticInteractions, count: int = 3_000) -> int:
+    """The newest `count` events of `history` again, as if they happened just now: rows after
+    the window of every model trained so far (a window ends when its run starts), on which the
+    gate can compare a candidate with the serving model. They claim to have been received two
+    minutes ago, so the export (`EXPORT_LAG_S` is 60 s) takes them at once."""
+    now = datetime.now(UTC)
+    moment = now - timedelta(minutes=2)
+    events = list(history.events())[-count:]
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        bulk_insert_interactions(
+            engine,
+            (
+                StoredInteraction(
+                    InteractionEvent(f"newer-{moment.timestamp():.0f}-{i}", *event[:5]),
+                    received_at=moment,
+                    recommendation_score=None,
+                )
+                for i, event in enumerate(
+                    e._replace(occurred_at=now - timedelta(milliseconds=j % 500))
+                    for j, e in enumerate(events)
+                )
+            ),
+        )
+    finally:
+        engine.dispose()
+    return len(events)
+
+
 def settings_for(tmp_path: Path, model_target: str, **changes: Any) -> Settings:
     settings = Settings(
         data_dir=tmp_path,
