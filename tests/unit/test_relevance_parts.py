@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from adapters.interaction_columns import TrainingInteractions
 from adapters.lightfm import search as search_module
 from adapters.lightfm.artifact import ModelArtifact
 from adapters.lightfm.offline import Catalogue, per_user_split, time_split
@@ -20,7 +21,7 @@ END = datetime(2026, 1, 31, tzinfo=UTC)
 pytestmark = pytest.mark.unit
 
 
-def small_rows():  # type: ignore[no-untyped-def]
+def small_rows() -> TrainingInteractions:
     return generate_interactions(60, 120, 3000, days=6, seed=3, end=END).to_training()
 
 
@@ -77,7 +78,7 @@ def test_early_stopping_ends_a_trial_after_patience_checks_without_gain(
     assert max(checks)[2] == 10
 
 
-def artifact(prior: np.ndarray | None) -> ModelArtifact:  # type: ignore[type-arg]
+def artifact(prior: np.ndarray | None) -> ModelArtifact:
     rng = np.random.default_rng(1)
     moment = datetime(2026, 1, 1, tzinfo=UTC)
     n_users, n_items, k = 3, 50, 8
