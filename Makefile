@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test install lint typecheck imports pytest bench-scoring bench-feed bench-ingest bench-retrain bench-freshness bench-foldin bench-chaos clean
+.PHONY: run test install lint typecheck imports pytest bench-scoring bench-feed bench-ingest bench-retrain bench-freshness bench-foldin bench-chaos bench-relevance clean
 
 # Each set-up stage says what it does, how long it usually takes, and how long it took.
 STAGE = start=$$(date +%s); echo "==> $(1)"; $(2) && echo "    done in $$(( $$(date +%s) - start )) s"
@@ -24,6 +24,9 @@ $(RUNTIME_STAMP): pyproject.toml | $(VENV)/bin/python
 $(TEST_STAMP): pyproject.toml | $(VENV)/bin/python
 	@$(PYTHON) -m app.prereqs
 	@$(call STAGE,installing the dependencies and test tools (first time: about 2 minutes),$(PY) -m pip install --quiet -e '.[test]')
+	@# MovieLens 100k for bench/relevance.py and feedrec evaluate: only the wheel's data file is
+	@# read, so none of recbole's (torch) dependencies are installed.
+	@$(call STAGE,installing the MovieLens 100k copy of the recbole wheel (a few seconds),$(PY) -m pip install --quiet --no-deps recbole==1.2.1)
 	@touch $@ $(RUNTIME_STAMP)
 
 install: $(TEST_STAMP)
@@ -56,6 +59,9 @@ bench-ingest: $(TEST_STAMP)
 
 bench-retrain: $(TEST_STAMP)
 	$(PY) bench/retrain.py
+
+bench-relevance: $(TEST_STAMP)
+	$(PY) bench/relevance.py
 
 bench-freshness: $(TEST_STAMP)
 	$(PY) bench/freshness.py

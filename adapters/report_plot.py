@@ -12,18 +12,20 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pyarrow.fs as pafs
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from pyarrow.lib import ArrowException
 
 from domain.errors import DependencyUnavailable
-from domain.retrain import RetrainRun, RunStatus
+from domain.retrain import SEARCH_NOTE, RetrainRun, RunStatus
 
 REPORT_PATH = "reports/metrics.png"
 #: Which metrics the quality gate compares (domain.retrain.GATED_METRICS) get its threshold.
@@ -32,6 +34,7 @@ _SERIES = (
     ("recall@10", "recall_at_10", "tab:green"),
 )
 _GATED = {"precision_at_10", "auc"}
+_TRIAL_NDCG = re.compile(r"ndcg@10=([0-9.]+)")
 
 
 def render_metrics_png(runs: Sequence[RetrainRun], tolerance: float = 0.05) -> bytes:
@@ -51,7 +54,7 @@ def metrics_figure(runs: Sequence[RetrainRun], tolerance: float = 0.05) -> Figur
     )
     figure = Figure(figsize=(10, 6), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
-    ranking, auc = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    ranking, auc, searched = figure.subplots(3, 1, sharex=True, height_ratios=(3, 2, 2))
     count = f"{len(measured)} run" + ("" if len(measured) == 1 else "s")
     figure.suptitle(f"Nightly retrain: candidate model quality on the held-out day, last {count}")
     positions = list(range(len(measured)))
@@ -111,12 +114,37 @@ def metrics_figure(runs: Sequence[RetrainRun], tolerance: float = 0.05) -> Figur
         labels = [f"{run.started_at:%m-%d %H:%M}" for run in measured]
         step = max(1, len(measured) // 15)  # at most ~15 labels, never overlapping
         shown = positions[::step]
-        auc.set_xticks(shown, [labels[i] for i in shown], rotation=45, ha="right", fontsize="small")
-        auc.set_xlim(-0.5, len(measured) - 0.5)
+        searched.set_xticks(
+            shown, [labels[i] for i in shown], rotation=45, ha="right", fontsize="small"
+        )
+        searched.set_xlim(-0.5, len(measured) - 0.5)
     else:
         ranking.text(0.5, 0.5, "no run with metrics yet", ha="center", transform=ranking.transAxes)
-    auc.set_xlabel("run started (UTC)")
+    _draw_trials(searched, measured)
+    searched.set_xlabel("run started (UTC)")
     return figure
+
+
+def search_trials(note: str | None) -> list[float]:
+    """The validation NDCG@10 of each search trial a run's note records (none: no search)."""
+    if not note or SEARCH_NOTE not in note:
+        return []
+    return [float(value) for value in _TRIAL_NDCG.findall(note.split(SEARCH_NOTE, 1)[1])]
+
+
+def _draw_trials(axes: Axes, measured: Sequence[RetrainRun]) -> None:
+    """Every trial of each run's search as a grey dot, the best one black."""
+    for i, run in enumerate(measured):
+        values = search_trials(run.note)
+        if values:
+            axes.scatter([i] * len(values), values, color="tab:gray", s=12, alpha=0.6)
+            axes.scatter([i], [max(values)], color="black", s=24, zorder=3)
+    axes.scatter([], [], color="tab:gray", s=12, label="a search trial")
+    axes.scatter([], [], color="black", s=24, label="the chosen trial")
+    axes.set_ylabel("search: validation\nNDCG@10")
+    axes.set_ylim(bottom=0)
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
 
 
 class MetricsReport:

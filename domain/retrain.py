@@ -240,6 +240,11 @@ def metrics_from_json(data: object) -> ModelMetrics | None:
 RUN_TIMESTAMPS = ("started_at", "finished_at")
 #: The fields of `run_to_json` that hold metrics objects (`metrics_to_json`) or None.
 RUN_METRICS = ("candidate_metrics", "serving_metrics")
+#: The candidate's `ModelInfo.params` key holding the nightly search's trials, one per
+#: "; "-separated part: `<changes> e<epochs> p@10=<x> ndcg@10=<y>` (validation-day figures).
+SEARCH_PARAM = "search"
+#: What precedes those trials at the end of a run's `note`.
+SEARCH_NOTE = "search trials: "
 
 
 def run_to_json(run: RetrainRun) -> dict[str, object]:

@@ -80,10 +80,12 @@ def search(
     budget_s: float,
     *,
     clock: Callable[[], float] = time.monotonic,
+    validation_span: timedelta = VALIDATION,
 ) -> SearchResult:
-    """The best configuration for rows `training` of [start, end) (see the module docstring).
-    With no budget or no validation day, `base` unchanged and no trial."""
-    fit_rows, validation = training.split_at(end - VALIDATION)
+    """The best configuration for rows `training` of [start, end) (see the module docstring;
+    the offline evaluation validates on a longer `validation_span` of sparser data).
+    With no budget or no validation rows, `base` unchanged and no trial."""
+    fit_rows, validation = training.split_at(end - validation_span)
     if budget_s <= 0 or len(validation) == 0 or len(fit_rows) == 0:
         return SearchResult(base, ())
     deadline = clock() + budget_s
@@ -98,7 +100,7 @@ def search(
 
         try:
             trainer.fit(
-                fit_rows, start, end - VALIDATION, datetime.now(start.tzinfo), checkpoint=check
+                fit_rows, start, end - validation_span, datetime.now(start.tzinfo), checkpoint=check
             )
         except ValueError as err:  # diverged: not a candidate
             log.info("search trial %s failed: %s", changes, err)

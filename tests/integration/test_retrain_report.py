@@ -115,7 +115,8 @@ def test_the_chart_reads_at_a_glance_noise_stays_flat_and_the_gate_is_drawn() ->
 
     figure = metrics_figure(runs, tolerance=0.05)
 
-    ranking, auc = figure.axes
+    ranking, auc, searched = figure.axes
+    assert searched.get_ylabel().startswith("search")  # each run's search trials
     assert figure.get_suptitle().endswith("last 2 runs")
     assert metrics_figure(runs[:1]).get_suptitle().endswith("last 1 run")
     # AUC from chance to perfect: a 0.0008 wobble is not a climb.

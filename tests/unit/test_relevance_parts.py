@@ -1,0 +1,165 @@
+"""The nightly search's order, budget and early stopping; the popularity prior in the scorer;
+the offline protocol's splits and figures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from adapters.interaction_columns import TrainingInteractions
+from adapters.lightfm import search as search_module
+from adapters.lightfm.artifact import ModelArtifact
+from adapters.lightfm.offline import Catalogue, per_user_split, time_split
+from adapters.lightfm.scorer import LoadedModel
+from adapters.lightfm.trainer import LightFMTrainer
+from app.demo_data import generate_interactions
+from domain.model import ModelInfo
+
+END = datetime(2026, 1, 31, tzinfo=UTC)
+pytestmark = pytest.mark.unit
+
+
+def small_rows() -> TrainingInteractions:
+    return generate_interactions(60, 120, 3000, days=6, seed=3, end=END).to_training()
+
+
+class SteppingClock:
+    """Advances `step` seconds each time it is read."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_search_tries_the_current_configuration_first_then_the_space_in_order() -> None:
+    base = LightFMTrainer(no_components=4, epochs=5)
+    found = search_module.search(
+        base, small_rows(), END - timedelta(days=6), END, 1e9, clock=SteppingClock(0.0)
+    )
+    assert [t.changes for t in found.trials] == list(search_module.SPACE)
+    assert found.trials[0].changes == {}
+    best = max(found.trials, key=lambda t: t.score)
+    assert found.trainer.params() == base.with_params(epochs=best.epochs, **best.changes).params()
+
+
+def test_search_stops_starting_trials_when_the_budget_is_spent() -> None:
+    # Each clock read is 1 s; a trial reads the clock a few times: a 3 s budget allows one.
+    found = search_module.search(
+        LightFMTrainer(no_components=4, epochs=5),
+        small_rows(),
+        END - timedelta(days=6),
+        END,
+        3.0,
+        clock=SteppingClock(1.0),
+    )
+    assert 1 <= len(found.trials) < len(search_module.SPACE)
+
+
+def test_search_without_budget_keeps_the_base_configuration() -> None:
+    base = LightFMTrainer(no_components=4, epochs=5)
+    found = search_module.search(base, small_rows(), END - timedelta(days=6), END, 0.0)
+    assert found.trainer is base and found.trials == ()
+
+
+def test_early_stopping_ends_a_trial_after_patience_checks_without_gain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ndcgs = iter([0.1, 0.3, 0.2, 0.25, 0.9])
+    monkeypatch.setattr(search_module, "ranking_quality", lambda *_: (0.0, next(ndcgs)))
+    checks: list[tuple[float, float, int]] = []
+    check = search_module._early_stopping(small_rows(), checks, 1e9, lambda: 0.0)
+    verdicts = [check(epochs, None) for epochs in (5, 10, 15, 20)]  # type: ignore[arg-type]
+    assert verdicts == [True, True, True, False]  # 0.3 at 10 epochs, then two checks lower
+    assert max(checks)[2] == 10
+
+
+def artifact(prior: np.ndarray | None) -> ModelArtifact:
+    rng = np.random.default_rng(1)
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    n_users, n_items, k = 3, 50, 8
+    info = ModelInfo("t-1", moment, moment, moment, n_users, n_items, 0, None, {})
+    return ModelArtifact(
+        info=info,
+        user_ids=[f"u{i}" for i in range(n_users)],
+        item_ids=[f"v{i}" for i in range(n_items)],
+        user_embeddings=rng.standard_normal((n_users, k), dtype=np.float32),
+        user_biases=rng.standard_normal(n_users, dtype=np.float32),
+        item_embeddings=rng.standard_normal((n_items, k), dtype=np.float32),
+        item_biases=rng.standard_normal(n_items, dtype=np.float32),
+        seen_indptr=np.zeros(n_users + 1, dtype=np.int64),
+        seen_indices=np.zeros(0, dtype=np.int32),
+        item_prior=prior,
+    )
+
+
+def test_without_a_prior_the_scorer_ranks_exactly_by_lightfms_score() -> None:
+    # bench/scoring.py's artifacts carry no prior: their path is the plain product.
+    plain = artifact(None)
+    model = LoadedModel(plain)
+    expected = plain.user_embeddings[1] @ plain.item_embeddings.T + plain.item_biases
+    ranked = model.rank("u1", 50).items
+    assert [v for v, _ in ranked] == [f"v{i}" for i in np.argsort(-expected, kind="stable")]
+    scores = np.array([s for _, s in ranked])
+    assert scores == pytest.approx(np.sort(expected)[::-1] + plain.user_biases[1], abs=1e-5)
+    assert model.score_matrix_bytes() == (8 + 1) * 50 * 4  # no extra row streamed
+
+
+def test_a_prior_lifts_its_video_to_the_top_of_every_feed() -> None:
+    prior = np.zeros(50, dtype=np.float32)
+    prior[17] = 100.0
+    model = LoadedModel(artifact(prior))
+    assert {model.rank(user, 1).items[0][0] for user in ("u0", "u1", "u2")} == {"v17"}
+
+
+def test_per_user_split_holds_out_each_viewers_last_fifth() -> None:
+    rows = small_rows()
+    split = per_user_split(rows)
+    assert len(split.training) + len(split.held_out) == len(rows)
+    for user in range(len(rows.user_vocab)):
+        mine = rows.occurred_at_ms[rows.user_codes == user]
+        held = split.held_out.occurred_at_ms[split.held_out.user_codes == user]
+        kept = split.training.occurred_at_ms[split.training.user_codes == user]
+        assert len(held) == int(len(mine) * 0.2)
+        if len(held) and len(kept):
+            assert held.min() >= kept.max()
+
+
+def test_time_split_holds_out_the_last_fifth_of_time() -> None:
+    rows = small_rows()
+    split = time_split(rows)
+    assert split.training.occurred_at_ms.max() < split.held_out.occurred_at_ms.min()
+    span = rows.occurred_at_ms.max() - rows.occurred_at_ms.min()
+    cut = split.held_out.occurred_at_ms.min() - rows.occurred_at_ms.min()
+    assert cut == pytest.approx(0.8 * span, rel=0.01)
+
+
+def test_an_oracle_ranking_scores_auc_one_and_its_reverse_zero() -> None:
+    split = time_split(small_rows())
+    catalogue = Catalogue(split.training)
+    users, items = catalogue._relevant(split.held_out)
+    truth = np.zeros((len(catalogue.user_ids), len(catalogue.item_ids)), dtype=np.float32)
+    truth[users[items >= 0], items[items >= 0]] = 1.0
+    oracle = catalogue.measure(lambda u: truth[u], split.held_out)
+    reverse = catalogue.measure(lambda u: -truth[u], split.held_out)
+    assert oracle.auc == pytest.approx(1.0)
+    assert reverse.auc == pytest.approx(0.0)
+    assert oracle.precision_at_10 > reverse.precision_at_10
+    assert 0 < oracle.coverage <= 1 and oracle.novelty > 0
+
+
+def test_the_report_chart_reads_every_search_trial_from_the_run_note() -> None:
+    from adapters.report_plot import search_trials
+    from domain.retrain import SEARCH_NOTE
+
+    note = (
+        "published; "
+        + SEARCH_NOTE
+        + "base e20 p@10=0.1200 ndcg@10=0.1700; {'loss': 'bpr'} e5 p@10=0.0100 ndcg@10=0.0200"
+    )
+    assert search_trials(note) == [0.17, 0.02]
+    assert search_trials("published") == []
