@@ -15,9 +15,11 @@ without a recommendation score. Interactions and the outbox always commit synchr
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, text
+import orjson
+from sqlalchemy import JSON, Engine, bindparam, event, text
 
 from adapters.sql.engine import make_autocommit_engine
 from adapters.sql.errors import database_errors
@@ -58,6 +60,30 @@ def _postgresql_statement() -> Any:
 
 _POSTGRESQL_STATEMENT = _postgresql_statement()
 
+# The same statement prepared once per connection (planning it cost the server more than running
+# it), and run with the driver's own types: JSON columns as orjson text, UTC datetimes as they are.
+_PARAMETERS = [f"s_{name}" for name in _SESSION_COLUMNS] + [
+    f"p_{name}" for name in _PAGE_COLUMNS if name != "feed_session_id"
+]
+_JSON_PARAMETERS = frozenset(
+    [f"s_{c.name}" for c in feed_sessions.columns if isinstance(c.type, JSON)]
+    + [f"p_{c.name}" for c in feed_cache.columns if isinstance(c.type, JSON)]
+)
+_PREPARE = "PREPARE feedrec_record_session AS " + re.sub(
+    r":(\w+)",
+    lambda match: f"${_PARAMETERS.index(match[1]) + 1}",
+    str(_POSTGRESQL_STATEMENT.text),
+)
+_EXECUTE = "EXECUTE feedrec_record_session (" + ", ".join(f"%({p})s" for p in _PARAMETERS) + ")"
+
+
+def _prepare(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(_PREPARE)
+    finally:
+        cursor.close()
+
 
 class SqlFeedSessionRecorder:
     """Owns a small autocommit engine on PostgreSQL (`close()` disposes of it)."""
@@ -67,6 +93,7 @@ class SqlFeedSessionRecorder:
         if engine.dialect.name == "postgresql":
             url = engine.url.render_as_string(hide_password=False)
             self._autocommit = make_autocommit_engine(url, synchronous_commit=False)
+            event.listen(self._autocommit, "connect", _prepare)
         self._in_unit_of_work = UnitOfWorkSessionRecorder(SqlUnitOfWorkFactory(engine))
 
     def close(self) -> None:
@@ -84,7 +111,9 @@ class SqlFeedSessionRecorder:
             for name, value in page_row(first_page).items()
             if name != "feed_session_id"
         }
+        for name in _JSON_PARAMETERS:
+            values[name] = orjson.dumps(values[name]).decode()
         with database_errors(), self._autocommit.connect() as connection:
-            inserted = connection.execute(_POSTGRESQL_STATEMENT, values).rowcount
+            inserted = connection.exec_driver_sql(_EXECUTE, values).rowcount
         if inserted != 1:
             raise Conflict(SESSION_TAKEN)

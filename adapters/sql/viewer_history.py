@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     bindparam,
     column,
+    event,
     func,
     or_,
     select,
@@ -49,6 +50,7 @@ class SqlViewerHistory:
         if engine.dialect.name == "postgresql":
             url = engine.url.render_as_string(hide_password=False)
             self._autocommit = make_autocommit_engine(url)
+            event.listen(self._autocommit, "connect", _prepare_recent)
 
     def close(self) -> None:
         if self._autocommit is not None:
@@ -70,11 +72,13 @@ class SqlViewerHistory:
             "page_limit": page_limit,
         }
         if self._autocommit is not None:
-            # The driver's own statement and types: psycopg2 already returns aware datetimes and
-            # decoded JSON, so SQLAlchemy's per-call bind and result processing is pure cost on
-            # the feed's hottest read.
+            # A statement prepared on each connection, run with the driver's own types: planning
+            # the three-branch union took 0.45 ms of the server's CPU per call, four times its
+            # execution (0.55 ms a call planned each time, 0.14 ms prepared); psycopg2 already
+            # returns aware datetimes and decoded JSON, so SQLAlchemy's bind and result
+            # processing is pure cost on the feed's hottest read.
             with database_errors(), self._autocommit.connect() as connection:
-                rows: Sequence[Any] = connection.exec_driver_sql(_RECENT_PG, values).all()
+                rows: Sequence[Any] = connection.exec_driver_sql(_EXECUTE_PG, values).all()
         else:
             rows = self._read(_RECENT, values)
         interactions: list[RecentInteraction] = []
@@ -160,8 +164,21 @@ _RECENT = (
 )
 
 
-#: `_RECENT` as the PostgreSQL driver takes it (pyformat parameters).
-_RECENT_PG = re.sub(r":(\w+)", r"%(\1)s", _RECENT_SQL)
+#: `_RECENT` prepared once per PostgreSQL connection, and how the driver runs it.
+_PARAMETERS = ("user_id", "interactions_since", "served_since", "limit", "page_limit")
+_PREPARE_PG = (
+    "PREPARE feedrec_recent_state (varchar, timestamptz, timestamptz, integer, integer) AS "
+    + re.sub(r":(\w+)", lambda match: f"${_PARAMETERS.index(match[1]) + 1}", _RECENT_SQL)
+)
+_EXECUTE_PG = "EXECUTE feedrec_recent_state (" + ", ".join(f"%({p})s" for p in _PARAMETERS) + ")"
+
+
+def _prepare_recent(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(_PREPARE_PG)
+    finally:
+        cursor.close()
 
 
 def _items(items: Any) -> Sequence[Mapping[str, Any]]:
