@@ -128,3 +128,13 @@ def _sqlite_engine(url: str) -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def ensure_prepared(connection: Connection, name: str, prepare_sql: str) -> None:
+    """Run `prepare_sql` (a PostgreSQL `PREPARE name AS ...`) once per database connection, on
+    the first use there: a prepared statement lives as long as its connection. Prepared at use,
+    not at connect, so a connection made before the schema exists still works once it does."""
+    prepared: set[str] = connection.connection.info.setdefault("feedrec_prepared", set())
+    if name not in prepared:
+        connection.exec_driver_sql(prepare_sql)
+        prepared.add(name)

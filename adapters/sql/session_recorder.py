@@ -19,9 +19,9 @@ import re
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Engine, bindparam, event, text
+from sqlalchemy import JSON, Engine, bindparam, text
 
-from adapters.sql.engine import make_autocommit_engine
+from adapters.sql.engine import ensure_prepared, make_autocommit_engine
 from adapters.sql.errors import database_errors
 from adapters.sql.feed_records import SESSION_TAKEN, page_row, session_row
 from adapters.sql.tables import feed_cache, feed_sessions
@@ -77,13 +77,6 @@ _PREPARE = "PREPARE feedrec_record_session AS " + re.sub(
 _EXECUTE = "EXECUTE feedrec_record_session (" + ", ".join(f"%({p})s" for p in _PARAMETERS) + ")"
 
 
-def _prepare(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(_PREPARE)
-    finally:
-        cursor.close()
-
 
 class SqlFeedSessionRecorder:
     """Owns a small autocommit engine on PostgreSQL (`close()` disposes of it)."""
@@ -93,7 +86,6 @@ class SqlFeedSessionRecorder:
         if engine.dialect.name == "postgresql":
             url = engine.url.render_as_string(hide_password=False)
             self._autocommit = make_autocommit_engine(url, synchronous_commit=False)
-            event.listen(self._autocommit, "connect", _prepare)
         self._in_unit_of_work = UnitOfWorkSessionRecorder(SqlUnitOfWorkFactory(engine))
 
     def close(self) -> None:
@@ -114,6 +106,7 @@ class SqlFeedSessionRecorder:
         for name in _JSON_PARAMETERS:
             values[name] = orjson.dumps(values[name]).decode()
         with database_errors(), self._autocommit.connect() as connection:
+            ensure_prepared(connection, "feedrec_record_session", _PREPARE)
             inserted = connection.exec_driver_sql(_EXECUTE, values).rowcount
         if inserted != 1:
             raise Conflict(SESSION_TAKEN)

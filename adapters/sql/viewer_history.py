@@ -22,14 +22,13 @@ from sqlalchemy import (
     String,
     bindparam,
     column,
-    event,
     func,
     or_,
     select,
     text,
 )
 
-from adapters.sql.engine import SQLITE_BEGIN_OPTION, make_autocommit_engine
+from adapters.sql.engine import SQLITE_BEGIN_OPTION, ensure_prepared, make_autocommit_engine
 from adapters.sql.errors import database_errors
 from adapters.sql.tables import user_interactions
 from adapters.sql.types import UtcDateTime, refuse_naive
@@ -50,7 +49,6 @@ class SqlViewerHistory:
         if engine.dialect.name == "postgresql":
             url = engine.url.render_as_string(hide_password=False)
             self._autocommit = make_autocommit_engine(url)
-            event.listen(self._autocommit, "connect", _prepare_recent)
 
     def close(self) -> None:
         if self._autocommit is not None:
@@ -78,6 +76,7 @@ class SqlViewerHistory:
             # returns aware datetimes and decoded JSON, so SQLAlchemy's bind and result
             # processing is pure cost on the feed's hottest read.
             with database_errors(), self._autocommit.connect() as connection:
+                ensure_prepared(connection, "feedrec_recent_state", _PREPARE_PG)
                 rows: Sequence[Any] = connection.exec_driver_sql(_EXECUTE_PG, values).all()
         else:
             rows = self._read(_RECENT, values)
@@ -172,13 +171,6 @@ _PREPARE_PG = (
 )
 _EXECUTE_PG = "EXECUTE feedrec_recent_state (" + ", ".join(f"%({p})s" for p in _PARAMETERS) + ")"
 
-
-def _prepare_recent(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(_PREPARE_PG)
-    finally:
-        cursor.close()
 
 
 def _items(items: Any) -> Sequence[Mapping[str, Any]]:
