@@ -2,8 +2,9 @@
 hub) for longer than `WEB_STALL_THRESHOLD_MS`, every other request of the worker waited that
 long. gevent's own monitor thread notices it (`gevent.events.EventLoopBlocked`); this module
 counts each stall in DogStatsD (`feed.web.loop_blocked`, tagged with the blocking function) and
-logs one JSON line with where it happened (the top frames of the blocking greenlet), at most
-one line a second per worker so a bad minute cannot flood the log.
+logs one JSON line per stall with where it happened; the top frames of the blocking greenlet
+ride along at most once a second per worker, so a bad minute stays readable. (A stall is at
+least `WEB_STALL_THRESHOLD_MS` long, so a worker logs at most 1000 / threshold lines a second.)
 
 Off outside a gevent-patched process (the CLI, tests on threads) and when the threshold is 0.
 """
@@ -19,8 +20,8 @@ from ports.observability import Metrics
 
 log = logging.getLogger("feedrec.stalls")
 
-#: Log lines at most this often per worker (seconds); every stall is still counted.
-LOG_INTERVAL_S = 1.0
+#: Stacks ride along with a stall's log line at most this often per worker (seconds).
+STACK_INTERVAL_S = 1.0
 
 
 class StallCounter:
@@ -30,8 +31,7 @@ class StallCounter:
         self._metrics = metrics
         self._threshold_ms = threshold_ms
         self._lock = threading.Lock()
-        self._last_log = 0.0
-        self._unlogged = 0
+        self._last_stack = 0.0
         self.count = 0
 
     def __call__(self, event: Any) -> None:
@@ -42,21 +42,17 @@ class StallCounter:
         now = time.monotonic()
         with self._lock:
             self.count += 1
-            self._unlogged += 1
-            if now - self._last_log < LOG_INTERVAL_S:
-                return
-            self._last_log, stalls = now, self._unlogged
-            self._unlogged = 0
-        log.warning(
-            "event loop blocked",
-            extra={
-                "threshold_ms": self._threshold_ms,
-                "stalls_since_last_line": stalls,
-                "stalls_total": self.count,
-                "where": where,
-                "stack": _stack(event.info),
-            },
-        )
+            with_stack = now - self._last_stack >= STACK_INTERVAL_S
+            if with_stack:
+                self._last_stack = now
+        extra: dict[str, Any] = {
+            "threshold_ms": self._threshold_ms,
+            "stalls_total": self.count,
+            "where": where,
+        }
+        if with_stack:
+            extra["stack"] = _stack(event.info)
+        log.warning("event loop blocked", extra=extra)
 
 
 def configure_gevent_monitor(threshold_ms: float) -> None:
