@@ -31,6 +31,14 @@ answered them (`fallbackReason` null): otherwise `ratio` is marked invalid and m
 `--model-blas-threads N` sets OPENBLAS/OMP/MKL_NUM_THREADS for the model service alone (the
 default, as deployed, inherits the environment).
 
+Repeats and windows (issue 13: a target holds on every run, not the best one): maximum
+throughput is measured MAX_RUNS times as a (feed, reference) pair, `ratio_median` and
+`ratio_worst` over the pairs (`ratio` stays the median pair's); every open-loop scenario runs
+WINDOWS times the scenario length and is cut into WINDOWS consecutive windows by send time,
+`<scenario>_window_p99_ms`, the worst (`*_worst`) and p99.9 over the whole run. The targets use
+the worst figures. Each line also counts the web workers' event-loop stalls over
+`WEB_STALL_THRESHOLD_MS` (the lines app/stall_detector.py logs) while the scenario ran.
+
 Human-readable lines per scenario, then one JSON line. Exit 1 if any response was a 5xx (or a
 request failed at the socket level), 2 if wrk is not installed.
 """
@@ -101,12 +109,20 @@ WRK_SCRIPT = Path(__file__).with_name("feed_wrk.lua")
 FEED_PREFIX = f"/feed/recommendations?limit={PAGE_LIMIT}&userId="
 REFERENCE_PREFIX = "/reference?userId="
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+#: The targets hold on the worst run (max throughput: the worst of MAX_RUNS feed/reference
+#: pairs) and the worst window (open-loop scenarios: WINDOWS consecutive windows of one run).
 TARGETS = {
-    "ratio": (">=", 0.6),
-    "p99_ms_half_load": ("<=", 30.0),
-    "hang_p99_ms": ("<=", 170.0),
-    "open_p99_ms": ("<=", 10.0),
+    "ratio_worst": (">=", 0.6),
+    "p99_ms_half_load_worst": ("<=", 30.0),
+    "hang_p99_ms_worst": ("<=", 170.0),
+    "open_p99_ms_worst": ("<=", 10.0),
 }
+#: Open-loop scenarios run WINDOWS times the scenario length, cut into that many windows.
+WINDOWS = 3
+#: Maximum-throughput pairs (feed, then reference) measured this many times.
+MAX_RUNS = 3
+#: What app/stall_detector.py logs once per stall.
+STALL_LINE = b'"event loop blocked"'
 
 
 # ------------------------------------------------------------------------------ results
@@ -129,6 +145,11 @@ class LoadResult:
     #: (another job on the machine: the figures are then noisy).
     cores_busy: float = 0.0
     cores_other: float = 0.0
+    #: p99 of each consecutive window of the run (open-loop scenarios), and p99.9 of all of it
+    window_p99_ms: list[float] = field(default_factory=list)
+    p999_ms: float = 0.0
+    #: event-loop stalls the web workers logged while it ran (app/stall_detector.py)
+    stalls: int = 0
 
     @property
     def rps(self) -> float:
@@ -142,6 +163,14 @@ class LoadResult:
             f" {self.non2xx}, 5xx {self.fivexx}, socket errors {self.socket_errors}"
             + (f"; fallbackReason: {reasons}" if reasons else "")
             + (f"; {self.extra}" if self.extra else "")
+            + (
+                f"; p99 per {len(self.window_p99_ms)} windows "
+                + "/".join(f"{w:.1f}" for w in self.window_p99_ms)
+                + f" ms, p99.9 {self.p999_ms:.1f} ms"
+                if self.window_p99_ms
+                else ""
+            )
+            + f"; stalls over the threshold {self.stalls}"
             + f"; machine {self.cores_busy:.2f} cores busy, {self.cores_other:.2f} not ours]"
         )
 
@@ -404,6 +433,8 @@ class _Paced:
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self.opened = 0
         self.latencies: list[float] = []
+        #: (send index, latency ms): the run cut into windows by when each request was sent
+        self.timed: list[tuple[int, float]] = []
         self.lags: list[float] = []
         self.statuses: Counter[int] = Counter()
         self.reasons: Counter[str] = Counter()
@@ -422,7 +453,7 @@ class _Paced:
                 await asyncio.sleep(delay)
             self.lags.append((loop.time() - scheduled) * 1000)
             user = (first_user + i * 7919) % N_USERS
-            task = asyncio.create_task(self._one(f"{self._prefix}u{user:06d}"))
+            task = asyncio.create_task(self._one(f"{self._prefix}u{user:06d}", i))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         if tasks:
@@ -433,7 +464,7 @@ class _Paced:
         self._idle.clear()
         return elapsed
 
-    async def _one(self, path: str) -> None:
+    async def _one(self, path: str, index: int = 0) -> None:
         request = f"GET {path} HTTP/1.1\r\n".encode() + self._head
         loop = asyncio.get_running_loop()
         sent = loop.time()  # a connection opened for this request counts in its latency
@@ -458,6 +489,7 @@ class _Paced:
             writer.close()
             return
         self.latencies.append((loop.time() - sent) * 1000)
+        self.timed.append((index, self.latencies[-1]))
         self.statuses[status] += 1
         if keep_alive:
             self._idle.append((reader, writer, loop.time()))
@@ -500,6 +532,10 @@ def run_paced(
     elapsed = asyncio.run(paced.run(rate, seconds, first_user=int(time.time()) % N_USERS))
     latencies = paced.latencies or [0.0]
     lags = paced.lags or [0.0]
+    ordered = [latency for _, latency in sorted(paced.timed)] or [0.0]
+    windows = [w for w in np.array_split(np.asarray(ordered), WINDOWS) if w.size] or [
+        np.asarray(ordered)
+    ]
     return LoadResult(
         name=name,
         how=f"open loop at {rate:.0f}/s, {paced.opened} connections",
@@ -513,6 +549,8 @@ def run_paced(
         reasons=dict(paced.reasons),
         extra=f"send lag p99 {float(np.percentile(lags, 99)):.2f} ms"
         + (f"; first socket error {paced.first_error}" if paced.first_error else ""),
+        window_p99_ms=[float(np.percentile(w, 99)) for w in windows],
+        p999_ms=float(np.percentile(latencies, 99.9)),
     )
 
 
@@ -745,8 +783,20 @@ def main(argv: list[str] | None = None) -> int:
 
         reruns = [MAX_RERUNS]
 
-        def scenario(key: str, run: Callable[[], LoadResult], note: str = "") -> LoadResult:
+        web_logs = [apps["feed"].log_path, apps["no-breaker"].log_path]
+
+        def stall_lines() -> int:
+            return sum(path.read_bytes().count(STALL_LINE) for path in web_logs)
+
+        def counted(run: Callable[[], LoadResult]) -> LoadResult:
+            before = stall_lines()
             result = meter.measure(run)
+            time.sleep(0.2)  # the last lines reach the log
+            result.stalls = stall_lines() - before
+            return result
+
+        def scenario(key: str, run: Callable[[], LoadResult], note: str = "") -> LoadResult:
+            result = counted(run)
             # Another job took a share of the 2 cores: wait for quiet and measure again
             # (a few times per run at most, to bound the run time).
             while result.cores_other > NOISE_CORES and reruns[0] > 0:
@@ -756,25 +806,47 @@ def main(argv: list[str] | None = None) -> int:
                     f" {meter.wait_quiet(QUIET_WAIT_S):.0f} s for quiet, measuring again)",
                     flush=True,
                 )
-                result = meter.measure(run)
+                result = counted(run)
             results[key] = result
             print(result.line() + note, flush=True)
             return result
 
         feed_port, spare_port = ports["feed"], ports["no-breaker"]
-        feed = scenario(
-            "feed", lambda: run_wrk("lightfm max", feed_port, FEED_PREFIX, token, conns, seconds)
-        )
-        scenario(
-            "reference",
-            lambda: run_wrk(
-                "reference max", ports["reference"], REFERENCE_PREFIX, "", conns, seconds
-            ),
-        )
+        paced_seconds = seconds * WINDOWS
+        # Maximum throughput, MAX_RUNS pairs: the ratio of each pair, then the median and worst.
+        pairs: list[tuple[LoadResult, LoadResult]] = []
+        for run_number in range(1, MAX_RUNS + 1):
+            pairs.append(
+                (
+                    scenario(
+                        f"feed_{run_number}",
+                        lambda: run_wrk(
+                            "lightfm max", feed_port, FEED_PREFIX, token, conns, seconds
+                        ),
+                    ),
+                    scenario(
+                        f"reference_{run_number}",
+                        lambda: run_wrk(
+                            "reference max",
+                            ports["reference"],
+                            REFERENCE_PREFIX,
+                            "",
+                            conns,
+                            seconds,
+                        ),
+                    ),
+                )
+            )
+        ratios = [f.rps / r.rps if r.rps else 0.0 for f, r in pairs]
+        median_pair = sorted(range(MAX_RUNS), key=lambda i: ratios[i])[MAX_RUNS // 2]
+        results["feed"], results["reference"] = pairs[median_pair]
+        feed = results["feed"]
         half = feed.rps / 2
         scenario(
             "half",
-            lambda: run_paced("lightfm half load", feed_port, FEED_PREFIX, token, half, seconds),
+            lambda: run_paced(
+                "lightfm half load", feed_port, FEED_PREFIX, token, half, paced_seconds
+            ),
         )
 
         # The model service hangs: stopped, its sockets still accept, nothing answers.
@@ -782,7 +854,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             scenario(
                 "hang",
-                lambda: run_paced("model hanging", spare_port, FEED_PREFIX, token, half, seconds),
+                lambda: run_paced(
+                    "model hanging", spare_port, FEED_PREFIX, token, half, paced_seconds
+                ),
                 " (breaker disabled)",
             )
         finally:
@@ -792,14 +866,14 @@ def main(argv: list[str] | None = None) -> int:
         model.stop()
         scenario(
             "down",
-            lambda: run_paced("model down", spare_port, FEED_PREFIX, token, half, seconds),
+            lambda: run_paced("model down", spare_port, FEED_PREFIX, token, half, paced_seconds),
             " (breaker disabled)",
         )
 
         tripped = trip_breaker(feed_port, token)
         scenario(
             "open",
-            lambda: run_paced("breaker open", feed_port, FEED_PREFIX, token, half, seconds),
+            lambda: run_paced("breaker open", feed_port, FEED_PREFIX, token, half, paced_seconds),
             f" (opened after {tripped} requests)",
         )
 
@@ -818,12 +892,23 @@ def main(argv: list[str] | None = None) -> int:
         "hang_p99_ms": round(results["hang"].p99_ms, 2),
         "down_p99_ms": round(results["down"].p99_ms, 2),
         "open_p99_ms": round(results["open"].p99_ms, 2),
+        "ratio_median": round(sorted(ratios)[MAX_RUNS // 2], 3),
+        "ratio_worst": round(min(ratios), 3),
+        "ratio_runs": [round(r, 3) for r in ratios],
+        "p99_ms_half_load_worst": round(max(results["half"].window_p99_ms), 2),
+        "hang_p99_ms_worst": round(max(results["hang"].window_p99_ms), 2),
+        "open_p99_ms_worst": round(max(results["open"].window_p99_ms), 2),
+        "down_p99_ms_worst": round(max(results["down"].window_p99_ms), 2),
     }
     for key, result in results.items():
         summary[f"{key}_rps"] = round(result.rps, 1)
         summary[f"{key}_p50_ms"] = round(result.p50_ms, 2)
         summary[f"{key}_p99_ms"] = round(result.p99_ms, 2)
         summary[f"{key}_non2xx"] = result.non2xx
+        summary[f"{key}_stalls"] = result.stalls
+        if result.window_p99_ms:
+            summary[f"{key}_p999_ms"] = round(result.p999_ms, 2)
+            summary[f"{key}_window_p99_ms"] = [round(w, 2) for w in result.window_p99_ms]
     summary |= {
         "five_xx": five_xx,
         "socket_errors": socket_errors,
@@ -851,8 +936,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     missed = [key for key in TARGETS if not _target_met(key, float(summary[key]))]
     summary["ratio_valid"] = summary["feed_lightfm_share"] >= 0.99 and reference.non2xx == 0
-    if not summary["ratio_valid"] and "ratio" not in missed:
-        missed.append("ratio")  # a ratio of trending answers, or of failed RPCs, proves nothing
+    if not summary["ratio_valid"] and "ratio_worst" not in missed:
+        missed.append(
+            "ratio_worst"
+        )  # a ratio of trending answers, or of failed RPCs, proves nothing
     summary["targets_met"] = not missed and five_xx == 0
     print(
         "targets: "
