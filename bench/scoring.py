@@ -51,6 +51,9 @@ RPC_CALLERS = 16
 RPC_SECONDS = 10.0
 PACED_RATE = 200.0
 PACED_SECONDS = 5.0
+#: The paced runs with exclusions (issue 13: the worst of them counts) and how many a call has.
+WINDOWS = 3
+EXCLUSIONS = 500
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -164,13 +167,23 @@ class LightfmProcess:
 
 
 def drive(
-    stub: pb_grpc.RecommenderStub, callers: int, seconds: float, rate: float | None
+    stub: pb_grpc.RecommenderStub,
+    callers: int,
+    seconds: float,
+    rate: float | None,
+    exclusions: int = 0,
 ) -> tuple[list[float], list[str], float]:
     """Latencies (ms) and failures of Recommend calls from `callers` threads for `seconds`;
     closed loop when `rate` is None, else paced to `rate` calls/s in total. Also the elapsed s."""
     latencies: list[float] = []
     failures: list[str] = []
     lock = threading.Lock()
+    # A feed call excludes what the viewer saw and was served lately: `exclusions` ids a call.
+    rng = np.random.default_rng(7)
+    excluded = [
+        [f"v{i:07d}" for i in rng.choice(RPC_ITEMS, size=exclusions, replace=False)]
+        for _ in range(8)
+    ]
     start = time.perf_counter()
     stop_at = start + seconds
 
@@ -188,7 +201,10 @@ def drive(
             user = f"u{(index * 7919 + call) % N_USERS:06d}"
             call += 1
             try:
-                reply = stub.Recommend(pb.RecommendRequest(user_id=user, limit=TOP), timeout=5)
+                request = pb.RecommendRequest(
+                    user_id=user, limit=TOP, exclude_video_ids=excluded[call % len(excluded)]
+                )
+                reply = stub.Recommend(request, timeout=5)
             except grpc.RpcError as err:
                 with lock:
                     failures.append(f"{err.code()}: {err.details()}")
@@ -226,6 +242,15 @@ def rpc_figures() -> dict[str, float]:
                 paced, paced_failed, paced_elapsed = drive(
                     stub, RPC_CALLERS, PACED_SECONDS, PACED_RATE
                 )
+                # Issue 13: the paced target with a feed's exclusions, on every run: WINDOWS
+                # runs, each one's p99, the worst of them, and p99.9 over all.
+                windows = []
+                for _ in range(WINDOWS):
+                    run, run_failed, _ = drive(
+                        stub, RPC_CALLERS, PACED_SECONDS, PACED_RATE, exclusions=EXCLUSIONS
+                    )
+                    windows.append(run)
+                    paced_failed += run_failed
         finally:
             code = server.stop()
         failures = failed + paced_failed
@@ -239,6 +264,9 @@ def rpc_figures() -> dict[str, float]:
         "rpc_paced_rps_100k": len(paced) / paced_elapsed,
         "rpc_paced_p50_ms_100k": float(np.percentile(paced, 50)),
         "rpc_paced_p99_ms_100k": float(np.percentile(paced, 99)),
+        "rpc_p99_ms_100k_worst": max(float(np.percentile(w, 99)) for w in windows),
+        "rpc_p999_ms_100k_excl": float(np.percentile(np.concatenate(windows), 99.9)),
+        "rpc_p50_ms_100k_excl": float(np.percentile(np.concatenate(windows), 50)),
     }
     print(
         f"RPC 100k items, {RPC_CALLERS} callers closed loop: {figures['rpc_rps_100k']:.0f} calls/s,"
@@ -249,6 +277,13 @@ def rpc_figures() -> dict[str, float]:
         f"RPC 100k items, paced at {PACED_RATE:.0f}/s: {figures['rpc_paced_rps_100k']:.0f} calls/s,"
         f" p50 {figures['rpc_paced_p50_ms_100k']:.2f} ms,"
         f" p99 {figures['rpc_paced_p99_ms_100k']:.2f} ms ({len(paced)} calls)"
+    )
+    print(
+        f"RPC 100k items, paced at {PACED_RATE:.0f}/s with {EXCLUSIONS} exclusions, {WINDOWS}"
+        f" runs: p50 {figures['rpc_p50_ms_100k_excl']:.2f} ms, p99 per run "
+        + "/".join(f"{np.percentile(w, 99):.2f}" for w in windows)
+        + f" ms (worst {figures['rpc_p99_ms_100k_worst']:.2f}),"
+        f" p99.9 {figures['rpc_p999_ms_100k_excl']:.2f} ms"
     )
     return figures
 
@@ -307,6 +342,7 @@ def main() -> int:
     summary: dict[str, float | bool] = {key: round(value, 4) for key, value in result.items()}
     summary["target_ratio_1m_met"] = result["ratio_1m"] <= 1.5
     summary["target_rpc_paced_p99_met"] = result["rpc_paced_p99_ms_100k"] <= 10.0
+    summary["target_rpc_p99_worst_met"] = result["rpc_p99_ms_100k_worst"] <= 10.0
     print(json.dumps(summary))
     return 0
 
