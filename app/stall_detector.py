@@ -27,8 +27,9 @@ STACK_INTERVAL_S = 1.0
 class StallCounter:
     """Receives gevent's `EventLoopBlocked` events (from the monitor thread)."""
 
-    def __init__(self, metrics: Metrics, threshold_ms: float) -> None:
+    def __init__(self, metrics: Metrics, threshold_ms: float, hub: object = None) -> None:
         self._metrics = metrics
+        self._hub = hub
         self._threshold_ms = threshold_ms
         self._lock = threading.Lock()
         self._last_stack = 0.0
@@ -36,6 +37,10 @@ class StallCounter:
 
     def __call__(self, event: Any) -> None:
         if type(event).__name__ != "EventLoopBlocked":
+            return
+        if self._hub is not None and getattr(event, "hub", None) is not self._hub:
+            # Another thread's hub (gevent's threadpool, where gRPC waits on its completion
+            # queue in C by design): that thread may block; the requests' loop did not.
             return
         where = _blocking_frame(event.info)
         self._metrics.increment("feed.web.loop_blocked", 1, {"where": where})
@@ -74,12 +79,12 @@ def start_stall_detector(metrics: Metrics, threshold_ms: float) -> StallCounter 
     gevent-patched and `threshold_ms` > 0."""
     if threshold_ms <= 0:
         return None
-    from gevent import config, monkey
+    from gevent import config, get_hub, monkey
     from gevent.events import subscribers
 
     if not monkey.is_module_patched("socket") or not config.monitor_thread:
         return None
-    counter = StallCounter(metrics, threshold_ms)
+    counter = StallCounter(metrics, threshold_ms, get_hub())
     subscribers.append(counter)
     return counter
 

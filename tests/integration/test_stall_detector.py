@@ -67,3 +67,39 @@ def test_a_greenlet_holding_the_loop_past_the_threshold_is_counted_and_located()
 
 def test_short_work_is_not_a_stall() -> None:
     assert run(2)["count"] == 0
+
+
+THREADPOOL_SCRIPT = """
+import json, time
+from app.stall_detector import configure_gevent_monitor, start_stall_detector
+configure_gevent_monitor(20)
+from gevent import monkey
+monkey.patch_all()
+import gevent
+from gevent import get_hub
+from tests.fakes_feed import RecordingMetrics
+
+def wait_in_c(ms):  # what gRPC does in gevent's threadpool: block a thread of its own
+    end = time.perf_counter() + ms / 1000
+    while time.perf_counter() < end:
+        pass
+
+counter = start_stall_detector(RecordingMetrics(), 20)
+pool = get_hub().threadpool
+for _ in range(3):
+    pool.apply(wait_in_c, (120,))  # the main loop waits cooperatively meanwhile
+gevent.sleep(0.2)
+print(json.dumps({"count": counter.count}))
+"""
+
+
+def test_a_thread_of_gevents_threadpool_blocking_is_not_a_stall_of_the_loop() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", THREADPOOL_SCRIPT],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1])["count"] == 0
