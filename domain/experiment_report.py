@@ -16,12 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # ports are the domain's types, never its runtime imports
     from domain.experiments import Experiment
     from ports.experiments import ExperimentData, ExperimentStatistics
+
+#: The readout's window: two weeks by default (two full weekly cycles), at most a quarter.
+DEFAULT_WINDOW_DAYS = 14
+MAX_WINDOW_DAYS = 92
 
 #: Metric name -> (what it measures, True when higher is better). Guardrails say "lower".
 METRICS: Mapping[str, tuple[str, bool]] = {
@@ -135,6 +139,11 @@ class ExperimentReport:
     sample_ratio: SampleRatio
     #: (day, variant, metric) -> lift as read that day: the chart's series.
     history: tuple[tuple[date, str, str, Lift], ...] = field(default=())
+
+
+def report_window(end: date, days: int) -> tuple[date, date]:
+    """(start, end) of the `days` UTC days ending with `end` (at least one day)."""
+    return end - timedelta(days=max(1, days) - 1), end
 
 
 class ExperimentReporter:
