@@ -14,7 +14,7 @@ from pyarrow.lib import ArrowException
 from adapters.experiment_data.columns import variant_days
 from adapters.parquet_export import EXPORT_SCHEMA, IMPRESSION_SCHEMA, CorruptExportError
 from adapters.parquet_export._layout import FILE_NAME, export_filesystem, store_errors
-from domain.experiment_report import VariantDay
+from domain.experiment_report import ReadoutDataError, VariantDay
 
 _IMPRESSION_COLUMNS = [
     "user_id",
@@ -56,6 +56,12 @@ class ParquetExperimentData:
         self._s3 = s3_endpoint
 
     def variant_days(self, start: date, end: date) -> Sequence[VariantDay]:
+        try:
+            return self._variant_days(start, end)
+        except CorruptExportError as err:
+            raise ReadoutDataError(str(err)) from err
+
+    def _variant_days(self, start: date, end: date) -> Sequence[VariantDay]:
         days = [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
         impressions = _read(
             self._impressions, IMPRESSION_SCHEMA, _IMPRESSION_COLUMNS, days, self._s3
