@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from adapters.experiment_stats import DEFAULT_MIXING_SCALE, ScipyExperimentStatistics
@@ -18,7 +19,7 @@ STATS = ScipyExperimentStatistics()
 Z95 = 1.959963984540054
 
 
-def moments(y: np.ndarray, x: np.ndarray) -> Moments:  # type: ignore[type-arg]
+def moments(y: npt.NDArray[np.float64], x: npt.NDArray[np.float64]) -> Moments:
     return Moments(len(y), float(y.sum()), float(x.sum()), float(y @ y), float(x @ x), float(x @ y))
 
 
