@@ -64,8 +64,7 @@ def variant_days(
     user, variants, user_ids, renumber = _viewers(impressions)
     n = len(variants)
     session_ids, session = _encode(impressions["feed_session_id"])
-    page_size = int(pc.max(impressions["page_number"]).as_py()) + 1
-    _, page = _encode(pa.array(session * page_size + _numpy(impressions["page_number"])))
+    page = _page_codes(session, _numpy(impressions["page_number"]))
     fell_back = _numpy(
         pc.fill_null(
             pc.not_equal(impressions["fallback_reason"], FallbackReason.EXPERIMENT_CONTROL.value),
@@ -181,6 +180,21 @@ def _slices(variants: npt.NDArray[np.object_]) -> list[tuple[str, int, int]]:
     return [(str(variants[a]), int(a), int(b)) for a, b in pairwise(edges)]
 
 
+def _page_codes(session: _Ints, page_number: _Ints) -> _Ints:
+    """A dense code per (session, page number). Page numbers are small, so the pair is an
+    index into sessions x pages, renumbered over the pairs that occur; only a page number far
+    beyond the rest needs arrow's hash table."""
+    width = int(page_number.max()) + 1
+    cells = (int(session.max()) + 1) * width
+    pair = session * width + page_number
+    if cells > 8 * len(pair) + 1_000_000:
+        return _encode(pa.array(pair))[1]
+    used = np.zeros(cells, bool)
+    used[pair] = True
+    renumbered: _Ints = np.cumsum(used, dtype=np.int64) - 1
+    return renumbered[pair]
+
+
 def _first_seen(code: _Ints, user: _Ints, day: _Ints) -> tuple[_Ints, _Ints]:
     """For codes 0..max (a session, a page), its viewer and the first day it was served."""
     size = int(code.max()) + 1
@@ -231,38 +245,57 @@ def _consumed(
 
 
 def _encode(column: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, _Ints]:
-    """(distinct values, each row's index among them). A dictionary column is its own code:
-    its chunks' dictionaries unified, the indices are used as they are."""
-    if isinstance(column, pa.ChunkedArray) and pa.types.is_dictionary(column.type):
-        unified = pa.table({"c": column}).unify_dictionaries()["c"]
-        if unified.num_chunks == 0:
-            return pa.array([], column.type.value_type), np.zeros(0, np.int64)
-        codes = [_numpy(chunk.indices) for chunk in unified.chunks]
-        return unified.chunk(0).dictionary, np.concatenate(codes)
-    distinct = pc.unique(column)
-    if isinstance(distinct, pa.ChunkedArray):
-        distinct = distinct.combine_chunks()
-    return distinct, _lookup(column, distinct)
+    """(distinct values, each row's index among them)."""
+    if not (isinstance(column, pa.ChunkedArray) and pa.types.is_dictionary(column.type)):
+        distinct = pc.unique(column)
+        if isinstance(distinct, pa.ChunkedArray):
+            distinct = distinct.combine_chunks()
+        return distinct, _lookup(column, distinct)
+    groups = _dictionaries(column)
+    if not groups:
+        return pa.array([], column.type.value_type), np.zeros(0, np.int64)
+    # One hash pass over the distinct dictionaries gives the values and their codes at once.
+    encoded = pc.dictionary_encode(pa.concat_arrays([words for words, _ in groups]))
+    return encoded.dictionary, _indexed(column, groups, _numpy(encoded.indices, -1))
 
 
 def _lookup(column: pa.ChunkedArray | pa.Array, distinct: pa.Array) -> _Ints:
-    """Each row's index in `distinct`, -1 when absent or null (a dictionary column: its
-    dictionary looked up, then indexed, never decoded)."""
-    if isinstance(column, pa.ChunkedArray) and pa.types.is_dictionary(column.type):
-        if column.num_chunks == 0:
-            return np.zeros(0, np.int64)
-        # One hash table for all chunks: their dictionaries looked up together.
-        sizes = [len(chunk.dictionary) for chunk in column.chunks]
-        words = pa.concat_arrays([chunk.dictionary for chunk in column.chunks])
-        found = np.append(_numpy(pc.index_in(words, value_set=distinct), -1), -1)
-        offsets = np.cumsum([0, *sizes[:-1]])
-        parts = [
-            found[np.where(idx < 0, len(found) - 1, idx + offset)]
-            for chunk, offset in zip(column.chunks, offsets, strict=True)
-            for idx in [_numpy(pc.fill_null(chunk.indices, -1))]
-        ]
-        return np.concatenate(parts)
-    return _numpy(pc.index_in(column, value_set=distinct), -1)
+    """Each row's index in `distinct`, -1 when absent or null. A dictionary column is never
+    decoded: each of its dictionaries is looked up once, then indexed by its chunks."""
+    if not (isinstance(column, pa.ChunkedArray) and pa.types.is_dictionary(column.type)):
+        return _numpy(pc.index_in(column, value_set=distinct), -1)
+    groups = _dictionaries(column)
+    if not groups:
+        return np.zeros(0, np.int64)
+    # One hash table of `distinct` for every dictionary: they are looked up together.
+    found = pc.index_in(pa.concat_arrays([words for words, _ in groups]), value_set=distinct)
+    return _indexed(column, groups, _numpy(found, -1))
+
+
+def _indexed(
+    column: pa.ChunkedArray, groups: list[tuple[pa.Array, list[int]]], found: _Ints
+) -> _Ints:
+    """Each row's code, from `found`: the codes of the groups' dictionaries, concatenated."""
+    codes: list[_Ints] = [np.zeros(0, np.int64)] * column.num_chunks
+    start = 0
+    for words, positions in groups:
+        mapping = np.append(found[start : start + len(words)], -1)  # [-1]: a null index
+        start += len(words)
+        for position in positions:
+            codes[position] = mapping[_numpy(column.chunk(position).indices, -1)]
+    return np.concatenate(codes)
+
+
+def _dictionaries(column: pa.ChunkedArray) -> list[tuple[pa.Array, list[int]]]:
+    """The distinct dictionaries of a dictionary column, each with its chunks' positions. The
+    batches read from one parquet row group share its dictionary: looking each up once is
+    what keeps the readout linear (42 batches held 3x the rows in dictionary entries)."""
+    groups: dict[tuple[int, ...], tuple[pa.Array, list[int]]] = {}
+    for position, chunk in enumerate(column.chunks):
+        words = chunk.dictionary
+        key = (words.offset, len(words), *(b.address if b else 0 for b in words.buffers()))
+        groups.setdefault(key, (words, []))[1].append(position)
+    return list(groups.values())
 
 
 def _numpy(column: pa.ChunkedArray | pa.Array, fill: int | None = None) -> _Ints:
