@@ -192,7 +192,8 @@ def _page_codes(session: _Ints, page_number: _Ints) -> _Ints:
     used = np.zeros(cells, bool)
     used[pair] = True
     renumbered: _Ints = np.cumsum(used, dtype=np.int64) - 1
-    return renumbered[pair]
+    codes: _Ints = renumbered[pair]
+    return codes
 
 
 def _first_seen(code: _Ints, user: _Ints, day: _Ints) -> tuple[_Ints, _Ints]:
