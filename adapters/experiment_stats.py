@@ -1,4 +1,5 @@
-"""Implements `ports.experiments.ExperimentStatistics` on scipy.stats.
+"""Implements `ports.experiments.ExperimentStatistics` (normal quantiles from the stdlib,
+the chi-square test from scipy.stats).
 
 - Ratio metrics over viewers: the delta method (Deng, Knoblich & Lu 2018, "Applying the Delta
   Method in Metric Analytics", KDD): Var(ȳ/x̄) ≈ (s_y² - 2R·s_xy + R²·s_x²) / (n·x̄²).
@@ -14,8 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-
-from scipy import stats
+from statistics import NormalDist
 
 from domain.experiment_report import Estimate, Lift, Moments
 
@@ -34,7 +34,7 @@ class ScipyExperimentStatistics:
         ratio, variance = _ratio(moments)
         if math.isnan(variance):
             return Estimate(ratio, math.nan, math.nan)
-        half = float(stats.norm.ppf(0.5 + confidence / 2)) * math.sqrt(variance)
+        half = _z(confidence) * math.sqrt(variance)
         return Estimate(ratio, ratio - half, ratio + half)
 
     def relative_lift(
@@ -48,7 +48,7 @@ class ScipyExperimentStatistics:
         variance = (rt / rc) ** 2 * (vt / rt**2 + vc / rc**2) if rt else vt / rc**2
         if variance <= 0:
             return None
-        fixed = float(stats.norm.ppf(0.5 + confidence / 2)) * math.sqrt(variance)
+        fixed = _z(confidence) * math.sqrt(variance)
         alpha = 1 - confidence
         tau2 = self._tau2
         sequential = math.sqrt(
@@ -65,8 +65,17 @@ class ScipyExperimentStatistics:
             return 1.0
         if any(c > 0 for c, e in zip(counts, expected, strict=True) if e == 0):
             return 0.0  # viewers in a variant weighted 0: the assignment is broken
+        # Imported here: scipy weighs about 75 MB, and the web workers, which carry this
+        # adapter for the operator endpoint, should pay it only when the endpoint is called.
+        from scipy import stats
+
         result = stats.chisquare([c for c, _ in kept], [e for _, e in kept])
         return float(result.pvalue)
+
+
+def _z(confidence: float) -> float:
+    """The two-sided normal quantile of `confidence` (1.96 for 0.95)."""
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
 
 
 def _ratio(m: Moments) -> tuple[float, float]:

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from domain.feed import FallbackReason, FeedServed
+from domain.feed import FallbackReason, FeedConsumed, FeedServed
 
 
 class NullAnalytics:
     """Implements `ports.observability.Analytics` for a deployment without Segment."""
 
     def feed_served(self, event: FeedServed) -> None:
+        return None
+
+    def feed_consumed(self, event: FeedConsumed) -> None:
         return None
 
     def close(self) -> None:

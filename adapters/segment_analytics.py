@@ -1,4 +1,5 @@
-"""`Analytics` on Segment (segment-analytics-python 2.4): `feed_recommendation_served` per page.
+"""`Analytics` on Segment (segment-analytics-python 2.4): `feed_recommendation_served` per page,
+`feed_recommendation_consumed` per accepted interaction on a served video.
 
 How the library behaves (read from its source, `segment/analytics/{client,consumer,request}.py`):
 
@@ -35,13 +36,15 @@ import contextlib
 import logging
 import threading
 import time
+from datetime import datetime
 from typing import Any
 
 from segment.analytics import Client
 
-from domain.feed import FeedServed
+from domain.feed import FeedConsumed, FeedServed
 
 EVENT_NAME = "feed_recommendation_served"
+CONSUMED_EVENT_NAME = "feed_recommendation_consumed"
 
 _log = logging.getLogger(__name__)
 
@@ -89,6 +92,45 @@ class SegmentAnalytics:
         )
 
     def feed_served(self, event: FeedServed) -> None:
+        self._track(
+            EVENT_NAME,
+            event.user_id,
+            {
+                "algorithm": event.algorithm.value,
+                "feed_session_id": event.feed_session_id,
+                "experiment_variant_id": event.experiment_variant_id,
+                "model_version": event.model_version,
+                "page": event.page,
+                "item_count": event.item_count,
+                "fallback_reason": (event.fallback_reason.value if event.fallback_reason else None),
+                "personalization": event.personalization.value,
+            },
+            event.served_at,
+        )
+
+    def feed_consumed(self, event: FeedConsumed) -> None:
+        self._track(
+            CONSUMED_EVENT_NAME,
+            event.user_id,
+            {
+                "event_id": event.event_id,
+                "video_id": event.video_id,
+                "interaction_type": event.interaction_type,
+                "watch_time_ms": event.watch_time_ms,
+                "rank": event.rank,
+                "score": event.score,
+                "source": event.source.value,
+                "algorithm": event.algorithm.value,
+                "feed_session_id": event.feed_session_id,
+                "experiment_variant_id": event.experiment_variant_id,
+                "model_version": event.model_version,
+            },
+            event.occurred_at,
+        )
+
+    def _track(
+        self, name: str, user_id: str, properties: dict[str, Any], timestamp: datetime
+    ) -> None:
         if self._closed:
             return
         if self._client.queue.full():
@@ -98,26 +140,12 @@ class SegmentAnalytics:
             return
         try:
             queued, _ = self._client.track(
-                user_id=event.user_id,
-                event=EVENT_NAME,
-                properties={
-                    "algorithm": event.algorithm.value,
-                    "feed_session_id": event.feed_session_id,
-                    "experiment_variant_id": event.experiment_variant_id,
-                    "model_version": event.model_version,
-                    "page": event.page,
-                    "item_count": event.item_count,
-                    "fallback_reason": (
-                        event.fallback_reason.value if event.fallback_reason else None
-                    ),
-                    "personalization": event.personalization.value,
-                },
-                timestamp=event.served_at,
+                user_id=user_id, event=name, properties=properties, timestamp=timestamp
             )
         except Exception as err:
             # The library rejects a message with AssertionError (e.g. an empty user id) or
-            # RuntimeError (over 32 KB); analytics must not fail the page over either.
-            _log.warning("analytics event %s not queued: %s", EVENT_NAME, err)
+            # RuntimeError (over 32 KB); analytics must not fail the request over either.
+            _log.warning("analytics event %s not queued: %s", name, err)
             return
         if not queued:  # filled up between the check above and the put
             self._count_dropped()
@@ -156,9 +184,7 @@ class SegmentAnalytics:
         atexit.unregister(self._client.join)
         if not drained:
             _log.warning(
-                "analytics closed with about %d %s events not sent",
-                self._client.queue.qsize(),
-                EVENT_NAME,
+                "analytics closed with about %d events not sent", self._client.queue.qsize()
             )
 
     def _count_dropped(self) -> None:
@@ -170,9 +196,7 @@ class SegmentAnalytics:
             dropped, self._dropped = self._dropped, 0
             self._last_full_warning = now
         _log.warning(
-            "analytics queue full (Segment slow or unreachable): dropped %d %s events",
-            dropped,
-            EVENT_NAME,
+            "analytics queue full (Segment slow or unreachable): dropped %d events", dropped
         )
 
     def _on_error(self, error: Exception, batch: list[dict[str, Any]]) -> None:

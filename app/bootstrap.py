@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from adapters.experiment_data import SqlExperimentData
+from adapters.experiment_stats import ScipyExperimentStatistics
 from adapters.kafka.health import KafkaHealth
 from adapters.lightfm.client import GrpcRecommender, ModelServiceHealth
 from adapters.sql.activity import SqlActivityReader
@@ -27,6 +29,7 @@ from app.background import PeriodicTask
 from app.composition.common import analytics_from, cursor_codec, metrics_from, token_codec
 from app.settings import Settings
 from domain.board_sources import POPULARITY, BoardSource
+from domain.experiment_report import ExperimentReporter
 from domain.experiments import parse_experiment
 from domain.exploration import ExplorationBoard
 from domain.feed import Algorithm
@@ -37,6 +40,7 @@ from domain.trending import TrendingBoard
 from domain.viewer_state import ViewerStatePolicy
 from ports.auth import TokenVerifier
 from ports.clock import Clock
+from ports.experiments import ExperimentData
 from ports.health import HealthCheck
 from ports.observability import Analytics, Metrics
 from ports.recommender import ModelCatalogue, RecommendationSource
@@ -77,6 +81,8 @@ class Overrides:
     analytics: Analytics | None = None
     metrics: Metrics | None = None
     health_checks: Sequence[HealthCheck] | None = None
+    #: what `GET /experiments/report` reads; by default the service's database
+    experiment_data: ExperimentData | None = None
 
 
 @dataclass
@@ -166,7 +172,7 @@ def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComp
     closers += [analytics.close, metrics.close]
     dependencies = WebDependencies(
         token_verifier=chosen.token_verifier or token_codec(settings),
-        ingestion=InteractionIngestion(unit_of_work, clock, settings.kafka_topic),
+        ingestion=InteractionIngestion(unit_of_work, clock, settings.kafka_topic, analytics),
         feed=feed,
         trending=trending,
         metrics=metrics,
@@ -175,6 +181,7 @@ def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComp
         rate_limit_feed=settings.rate_limit_feed,
         rate_limit_interactions=settings.rate_limit_interactions,
         rate_limit_storage_uri=settings.rate_limit_storage_uri,
+        experiment_reporter=_experiment_reporter(settings, chosen.experiment_data, closers),
     )
     background = [
         PeriodicTask(
@@ -199,3 +206,18 @@ def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComp
             )
         )
     return WebComposition(dependencies, background, closers)
+
+
+def _experiment_reporter(
+    settings: Settings, data: ExperimentData | None, closers: list[Callable[[], object]]
+) -> ExperimentReporter | None:
+    """The readout of `GET /experiments/report`: FEED_EXPERIMENT over the service's database
+    (an engine of its own: it connects on the first report, not before)."""
+    experiment = parse_experiment(settings.feed_experiment)
+    if experiment is None:
+        return None
+    if data is None:
+        engine = make_engine(settings.resolved_database_url)
+        closers.append(engine.dispose)
+        data = SqlExperimentData(engine)
+    return ExperimentReporter(experiment, data, ScipyExperimentStatistics())

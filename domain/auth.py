@@ -27,3 +27,9 @@ def ensure_may_act_for(principal: Principal, user_id: str) -> None:
     if principal.is_service or principal.subject == user_id:
         return
     raise Forbidden(f"this token may not act for user {user_id!r}")
+
+
+def ensure_operator(principal: Principal) -> None:
+    """Operator views (the experiment readout) are for `feed:service` tokens, not viewers."""
+    if not principal.is_service:
+        raise Forbidden("this needs an operator token (scope feed:service)")

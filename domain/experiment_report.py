@@ -14,14 +14,27 @@ The method is described in docs/experiments.md.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
+
+from domain.errors import DomainError
 
 if TYPE_CHECKING:  # ports are the domain's types, never its runtime imports
     from domain.experiments import Experiment
     from ports.experiments import ExperimentData, ExperimentStatistics
+
+class ReadoutDataError(DomainError):
+    """The data the readout reads is malformed (a corrupt export file); not transient."""
+
+    code = "readout_data"
+
+
+#: The readout's window: two weeks by default (two full weekly cycles), at most a quarter.
+DEFAULT_WINDOW_DAYS = 14
+MAX_WINDOW_DAYS = 92
 
 #: Metric name -> (what it measures, True when higher is better). Guardrails say "lower".
 METRICS: Mapping[str, tuple[str, bool]] = {
@@ -137,6 +150,11 @@ class ExperimentReport:
     history: tuple[tuple[date, str, str, Lift], ...] = field(default=())
 
 
+def report_window(end: date, days: int) -> tuple[date, date]:
+    """(start, end) of the `days` UTC days ending with `end` (at least one day)."""
+    return end - timedelta(days=max(1, days) - 1), end
+
+
 class ExperimentReporter:
     """Builds the report of `experiment` from `data`, with `statistics` doing the numerics.
     `control` is the variant every other is compared with (default: the first configured)."""
@@ -237,7 +255,8 @@ class ExperimentReporter:
 
 def report_rows(report: ExperimentReport, day: date) -> list[dict[str, object]]:
     """The report flattened for a warehouse table: one row per variant and metric (plus one
-    `viewers` row per variant carrying the ratio test), all read on `day`."""
+    `viewers` row per variant carrying the ratio test), all read on `day`. A number the
+    statistics could not give (NaN) is None, as a warehouse column wants it."""
     rows: list[dict[str, object]] = []
     for variant in report.variants:
         base = {"report_date": day, "experiment": report.experiment, "variant": variant.variant}
@@ -264,13 +283,17 @@ def report_rows(report: ExperimentReport, day: date) -> list[dict[str, object]]:
                 base
                 | {
                     "metric": result.metric,
-                    "value": result.estimate.value,
-                    "low": result.estimate.low,
-                    "high": result.estimate.high,
-                    "lift": lift[0],
-                    "lift_low": lift[1],
-                    "lift_high": lift[2],
+                    "value": _finite(result.estimate.value),
+                    "low": _finite(result.estimate.low),
+                    "high": _finite(result.estimate.high),
+                    "lift": _finite(lift[0]),
+                    "lift_low": _finite(lift[1]),
+                    "lift_high": _finite(lift[2]),
                     "verdict": result.verdict,
                 }
             )
     return rows
+
+
+def _finite(number: float | None) -> float | None:
+    return number if number is not None and math.isfinite(number) else None

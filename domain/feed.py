@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -165,3 +166,49 @@ class FeedServed:
     item_count: int
     served_at: datetime
     personalization: Personalization = Personalization.NONE
+
+
+@dataclass(frozen=True)
+class ServedItem:
+    """Where a video stood in a session as served: `rank` 1-based over the whole session."""
+
+    video_id: str
+    rank: int
+    score: float
+    source: ItemSource
+
+
+@dataclass(frozen=True)
+class FeedConsumed:
+    """The analytics event `feed_recommendation_consumed`: an accepted interaction on a video
+    the viewer was served in that feed session, attributed from the server's own record."""
+
+    user_id: str
+    event_id: str
+    video_id: str
+    interaction_type: str
+    watch_time_ms: int
+    occurred_at: datetime
+    feed_session_id: str
+    rank: int
+    score: float
+    source: ItemSource
+    algorithm: Algorithm
+    experiment_variant_id: str | None
+    model_version: str | None
+
+
+def served_places(
+    pages: Iterable[tuple[Sequence[ScoredVideo], Algorithm]], wanted: Collection[str]
+) -> dict[str, ServedItem]:
+    """The first place of each wanted video in a session's pages (in page order): ranks run
+    on across pages."""
+    places: dict[str, ServedItem] = {}
+    rank = 0
+    for items, algorithm in pages:
+        for item in items:
+            rank += 1
+            if item.video_id in wanted and item.video_id not in places:
+                source = item.source or ItemSource.of(algorithm)
+                places[item.video_id] = ServedItem(item.video_id, rank, item.score, source)
+    return places

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from domain.auth import Principal, ensure_may_act_for
 from domain.errors import Conflict, InvalidInput
+from domain.feed import FeedConsumed, FeedSession, ServedItem
 from domain.interactions import (
     MAX_BATCH_SIZE,
     InteractionEvent,
@@ -22,6 +23,7 @@ from domain.outbox import OutboxMessage
 
 if TYPE_CHECKING:  # ports are the domain's types, never its runtime imports
     from ports.clock import Clock
+    from ports.observability import Analytics
     from ports.repositories import UnitOfWork
 
 
@@ -34,12 +36,22 @@ class IngestionReceipt:
 
 
 class InteractionIngestion:
-    """Stores events and their outbox messages in one transaction, idempotently by `event_id`."""
+    """Stores events and their outbox messages in one transaction, idempotently by `event_id`.
+    After the commit, each newly stored event on a video its viewer was served in that session
+    is queued to `analytics` as `feed_recommendation_consumed` (never inside the transaction:
+    an event that did not commit is not reported)."""
 
-    def __init__(self, unit_of_work: Callable[[], UnitOfWork], clock: Clock, topic: str) -> None:
+    def __init__(
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        clock: Clock,
+        topic: str,
+        analytics: Analytics | None = None,
+    ) -> None:
         self._unit_of_work = unit_of_work
         self._clock = clock
         self._topic = topic
+        self._analytics = analytics
 
     def ingest(
         self, principal: Principal, events: Sequence[InteractionEvent], *, as_batch: bool
@@ -58,11 +70,14 @@ class InteractionIngestion:
         # the second attempt then sees it as already stored.
         for attempt in range(2):
             try:
-                newly_stored = self._store(unique)
+                newly_stored, consumed = self._store(unique)
                 break
             except Conflict:
                 if attempt == 1:
                     raise
+        if self._analytics is not None:
+            for event in consumed:
+                self._analytics.feed_consumed(event)
         return IngestionReceipt(tuple(event.event_id for event in events), newly_stored)
 
     def _validated_unique(
@@ -87,10 +102,11 @@ class InteractionIngestion:
             raise InvalidInput("the request has invalid fields", problems)
         return unique
 
-    def _store(self, events: list[InteractionEvent]) -> int:
+    def _store(self, events: list[InteractionEvent]) -> tuple[int, list[FeedConsumed]]:
+        """(events newly stored, their consumed-side analytics events)."""
         now = self._clock.now()
         with self._unit_of_work() as uow:
-            stored = _attributed(uow, events, now)
+            stored, served = _attributed(uow, events, now)
             inserted = uow.interactions.add_new(stored)
             # Those not inserted were stored before: the viewer's own event again is a retry
             # (accepted); the viewer's own id reused for something else is a Conflict (leaving
@@ -119,7 +135,8 @@ class InteractionIngestion:
                 ]
             )
             uow.commit()
-        return len(inserted) + len(inserted_again)
+        consumed = [c for item in new if (c := _consumed(item.event, served)) is not None]
+        return len(inserted) + len(inserted_again), consumed
 
 
 #: Namespace of the ids derived by `scoped_event_id` (UUID v5, so every process agrees).
@@ -161,21 +178,26 @@ def _taken_by_others(uow: UnitOfWork, items: list[StoredInteraction]) -> list[St
     return taken
 
 
+#: (feed session id, video id) -> the session as recorded and the video's place in it.
+_Served = dict[tuple[str, str], tuple[FeedSession, ServedItem]]
+
+
 def _attributed(
     uow: UnitOfWork, events: list[InteractionEvent], received_at: datetime
-) -> list[StoredInteraction]:
-    """The events as stored. A `feed_session_id` naming a session the server recorded for this
-    viewer takes that session's algorithm and variant and the score each video was served
-    with there; one naming another viewer's session is dropped with its algorithm and variant
-    (the claim is ignored, the event kept); one the server has no record of (a page served
-    while the database was down, or an id the client made up) stays as reported, scoreless."""
+) -> tuple[list[StoredInteraction], _Served]:
+    """The events as stored, and where their videos were served. A `feed_session_id` naming a
+    session the server recorded for this viewer takes that session's algorithm and variant
+    and the score each video was served with there; one naming another viewer's session is
+    dropped with its algorithm and variant (the claim is ignored, the event kept); one the
+    server has no record of (a page served while the database was down, or an id the client
+    made up) stays as reported, scoreless."""
     sessions = {
         session_id: uow.feed_sessions.get(session_id)
         for session_id in {event.feed_session_id for event in events}
         if session_id is not None
     }
     attributed: list[InteractionEvent] = []
-    served: dict[str, set[str]] = defaultdict(set)
+    videos: dict[str, set[str]] = defaultdict(set)
     for event in events:
         session = sessions.get(event.feed_session_id) if event.feed_session_id else None
         if session is None:
@@ -192,13 +214,45 @@ def _attributed(
                     experiment_variant_id=session.experiment_variant_id,
                 )
             )
-            served[session.feed_session_id].add(event.video_id)
-    scores: dict[tuple[str | None, str], float] = {
-        (session_id, video_id): score
-        for session_id, videos in served.items()
-        for video_id, score in uow.feed_cache.served_scores(session_id, videos).items()
-    }
-    return [
-        StoredInteraction(event, received_at, scores.get((event.feed_session_id, event.video_id)))
+            videos[session.feed_session_id].add(event.video_id)
+    served: _Served = {}
+    for session_id, wanted in videos.items():
+        session = sessions[session_id]
+        assert session is not None  # only recorded sessions were collected
+        for video_id, item in uow.feed_cache.served_items(session_id, wanted).items():
+            served[(session_id, video_id)] = (session, item)
+    stored = [
+        StoredInteraction(
+            event,
+            received_at,
+            served[(event.feed_session_id, event.video_id)][1].score
+            if event.feed_session_id and (event.feed_session_id, event.video_id) in served
+            else None,
+        )
         for event in attributed
     ]
+    return stored, served
+
+
+def _consumed(event: InteractionEvent, served: _Served) -> FeedConsumed | None:
+    """The consumed-side event of a stored interaction; None unless its video was served to
+    this viewer in the session it names."""
+    found = served.get((event.feed_session_id, event.video_id)) if event.feed_session_id else None
+    if found is None:
+        return None
+    session, item = found
+    return FeedConsumed(
+        user_id=event.user_id,
+        event_id=event.event_id,
+        video_id=event.video_id,
+        interaction_type=event.interaction_type.value,
+        watch_time_ms=event.watch_time_ms,
+        occurred_at=event.occurred_at,
+        feed_session_id=session.feed_session_id,
+        rank=item.rank,
+        score=item.score,
+        source=item.source,
+        algorithm=session.algorithm,
+        experiment_variant_id=session.experiment_variant_id,
+        model_version=session.model_version,
+    )

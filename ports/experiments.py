@@ -2,7 +2,8 @@
 summed per viewer, the statistics, and a table to keep the daily rows in.
 
 Errors: `ExperimentData` and `ExperimentReportLog` raise `domain.errors.DependencyUnavailable`
-when their store cannot be reached.
+when their store cannot be reached; `ExperimentData` raises
+`domain.experiment_report.ReadoutDataError` when what it reads is malformed.
 """
 
 from __future__ import annotations

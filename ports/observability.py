@@ -6,12 +6,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from domain.feed import FallbackReason, FeedServed
+from domain.feed import FallbackReason, FeedConsumed, FeedServed
 
 
 class Analytics(Protocol):
     def feed_served(self, event: FeedServed) -> None:
         """Queue `feed_recommendation_served` for this page."""
+        ...
+
+    def feed_consumed(self, event: FeedConsumed) -> None:
+        """Queue `feed_recommendation_consumed` for this interaction on a served video."""
         ...
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 
-from domain.feed import FeedPage, FeedSession, VideoActivity
+from domain.feed import FeedPage, FeedSession, ServedItem, VideoActivity
 from domain.interactions import StoredInteraction
 from domain.outbox import OutboxMessage, PendingMessage
 from domain.trending import TrendingFormula, ViewerActivity
@@ -48,6 +48,14 @@ class FeedCacheRepository(Protocol):
     def served_scores(self, feed_session_id: str, video_ids: Collection[str]) -> dict[str, float]:
         """video id -> score it was served with in the session, for those of `video_ids` served
         there; a video served on several pages keeps its first score."""
+        ...
+
+    def served_items(
+        self, feed_session_id: str, video_ids: Collection[str]
+    ) -> dict[str, ServedItem]:
+        """video id -> where it was served in the session (session-wide rank, score, source;
+        an item without its own source has its page's algorithm's), for those of `video_ids`
+        served there; a video served on several pages keeps its first place."""
         ...
 
 
@@ -163,9 +171,7 @@ class ViewerHistory(Protocol):
 
 
 class EngagementReader(Protocol):
-    def engaged_viewers(
-        self, start: datetime, end: datetime, size: int
-    ) -> list[tuple[str, int]]:
+    def engaged_viewers(self, start: datetime, end: datetime, size: int) -> list[tuple[str, int]]:
         """Up to `size` (video id, distinct viewers) over the positive interactions (like,
         comment, share, complete, and views of at least `domain.model.VIEW_MIN_WATCH_MS`) with
         `start <= occurred_at < end`, most viewers first, ties by video id."""

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Self
 
 from domain.errors import Conflict, DependencyUnavailable
-from domain.feed import FeedPage, FeedSession, VideoActivity
+from domain.feed import FeedPage, FeedSession, ServedItem, VideoActivity, served_places
 from domain.interactions import StoredInteraction
 from domain.outbox import OutboxMessage, PendingMessage
 from domain.trending import TrendingFormula, ViewerActivity, top_videos_from_activity
@@ -225,6 +225,12 @@ class _FeedCache:
                 if item.video_id in wanted:
                     scores.setdefault(item.video_id, item.score)
         return scores
+
+    def served_items(
+        self, feed_session_id: str, video_ids: Collection[str]
+    ) -> dict[str, ServedItem]:
+        pages = [(page.items, page.algorithm) for page in self.pages(feed_session_id)]
+        return served_places(pages, set(video_ids))
 
 
 class _FeedSessions:

@@ -9,6 +9,7 @@ from datetime import datetime
 from domain.feed import (
     Algorithm,
     FallbackReason,
+    FeedConsumed,
     FeedServed,
     ItemSource,
     Personalization,
@@ -58,10 +59,14 @@ class RecordingAnalytics:
     """Implements `ports.observability.Analytics`, keeping what was sent."""
 
     sent: list[FeedServed] = field(default_factory=list)
+    consumed: list[FeedConsumed] = field(default_factory=list)
     closed: bool = False
 
     def feed_served(self, event: FeedServed) -> None:
         self.sent.append(event)
+
+    def feed_consumed(self, event: FeedConsumed) -> None:
+        self.consumed.append(event)
 
     def close(self) -> None:
         self.closed = True

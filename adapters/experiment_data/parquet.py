@@ -14,7 +14,7 @@ from pyarrow.lib import ArrowException
 from adapters.experiment_data.columns import variant_days
 from adapters.parquet_export import EXPORT_SCHEMA, IMPRESSION_SCHEMA, CorruptExportError
 from adapters.parquet_export._layout import FILE_NAME, export_filesystem, store_errors
-from domain.experiment_report import VariantDay
+from domain.experiment_report import ReadoutDataError, VariantDay
 
 _IMPRESSION_COLUMNS = [
     "user_id",
@@ -25,6 +25,16 @@ _IMPRESSION_COLUMNS = [
     "fallback_reason",
     "served_at",
 ]
+#: Read as dictionaries (a few distinct values each, repeated on many rows): the parquet
+#: files store them so, and the readout works on the codes (`columns.variant_days`).
+_DICTIONARY_COLUMNS = {
+    "user_id",
+    "feed_session_id",
+    "video_id",
+    "experiment_variant_id",
+    "fallback_reason",
+    "interaction_type",
+}
 _INTERACTION_COLUMNS = [
     "user_id",
     "feed_session_id",
@@ -46,6 +56,12 @@ class ParquetExperimentData:
         self._s3 = s3_endpoint
 
     def variant_days(self, start: date, end: date) -> Sequence[VariantDay]:
+        try:
+            return self._variant_days(start, end)
+        except CorruptExportError as err:
+            raise ReadoutDataError(str(err)) from err
+
+    def _variant_days(self, start: date, end: date) -> Sequence[VariantDay]:
         days = [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
         impressions = _read(
             self._impressions, IMPRESSION_SCHEMA, _IMPRESSION_COLUMNS, days, self._s3
@@ -72,7 +88,15 @@ def _read(
     if not files:
         return pa.table({c: pa.array([], schema.field(c).type) for c in columns})
     try:
-        dataset = ds.dataset(files, schema=schema, format="parquet", filesystem=fs)
+        dictionaries = [c for c in columns if c in _DICTIONARY_COLUMNS]
+        fields = [
+            pa.field(f.name, pa.dictionary(pa.int32(), f.type)) if f.name in dictionaries else f
+            for f in schema
+        ]
+        reading = ds.ParquetFileFormat(
+            read_options=ds.ParquetReadOptions(dictionary_columns=dictionaries)
+        )
+        dataset = ds.dataset(files, schema=pa.schema(fields), format=reading, filesystem=fs)
         return dataset.to_table(columns=columns)
     except ArrowException as err:
         raise CorruptExportError(uri, str(err)) from err

@@ -25,6 +25,8 @@ from domain.feed import (
     ItemSource,
     Personalization,
     ScoredVideo,
+    ServedItem,
+    served_places,
 )
 
 SESSION_TAKEN = "this feed session id is taken"
@@ -67,6 +69,24 @@ class SqlFeedCacheRepository:
                 if item["videoId"] in wanted:
                     scores.setdefault(item["videoId"], float(item["score"]))
         return scores
+
+    @database_errors()
+    def served_items(
+        self, feed_session_id: str, video_ids: Collection[str]
+    ) -> dict[str, ServedItem]:
+        wanted = set(video_ids)
+        if not wanted:
+            return {}
+        query = (
+            select(feed_cache.c["items"], feed_cache.c.algorithm)
+            .where(feed_cache.c.feed_session_id == feed_session_id)
+            .order_by(feed_cache.c.page_number)
+        )
+        pages = [
+            (_scored_from_json(items), Algorithm(algorithm))
+            for items, algorithm in self._connection.execute(query)
+        ]
+        return served_places(pages, wanted)
 
 
 class SqlFeedSessionRepository:

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Date,
     Double,
     Index,
     Integer,
@@ -163,4 +164,23 @@ retrain_runs = Table(
     # the report reads the newest runs; the next run looks for ones still "running"
     Index(None, "started_at"),
     Index(None, "status"),
+)
+
+experiment_report_rows = Table(
+    "experiment_report_rows",
+    metadata,
+    # The nightly experiment readout (domain.experiment_report.report_rows): per day read, one
+    # row per experiment, variant and metric; a rerun of the day replaces its rows.
+    Column("report_date", Date, primary_key=True),
+    Column("experiment", String(ID_LENGTH), primary_key=True),
+    Column("variant", String(ID_LENGTH), primary_key=True),
+    Column("metric", String(64), primary_key=True),
+    Column("value", Double, nullable=True),
+    Column("low", Double, nullable=True),
+    Column("high", Double, nullable=True),
+    Column("lift", Double, nullable=True),
+    Column("lift_low", Double, nullable=True),
+    Column("lift_high", Double, nullable=True),
+    Column("verdict", String(16), nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
 )

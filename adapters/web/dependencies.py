@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from domain.experiment_report import ExperimentReporter
 from domain.feed_service import FeedService
 from domain.ingestion import InteractionIngestion
 from domain.trending import TrendingBoard
@@ -31,6 +32,8 @@ class WebDependencies:
     rate_limit_interactions: str = ""
     #: Where the counters live; "memory://" counts per worker process.
     rate_limit_storage_uri: str = "memory://"
+    #: The readout of `GET /experiments/report`; None when no experiment is configured.
+    experiment_reporter: ExperimentReporter | None = None
 
 
 def dependencies() -> WebDependencies:

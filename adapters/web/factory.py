@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import MethodNotAllowed
 
-from adapters.web import feed, health, interactions
+from adapters.web import experiments, feed, health, interactions
 from adapters.web.dependencies import EXTENSION_KEY, WebDependencies
 from adapters.web.errors import register_error_handlers
 from adapters.web.openapi import Operation, openapi_document
@@ -25,6 +25,7 @@ OPERATIONS: tuple[Operation, ...] = (
     *health.OPERATIONS,
     *feed.OPERATIONS,
     *interactions.OPERATIONS,
+    *experiments.OPERATIONS,
 )
 
 
@@ -36,6 +37,7 @@ def build_flask_app(deps: WebDependencies) -> Flask:
     app.register_blueprint(health.blueprint)
     app.register_blueprint(interactions.blueprint)
     app.register_blueprint(feed.blueprint)
+    app.register_blueprint(experiments.blueprint)
     apply_rate_limits(app, deps)
     register_error_handlers(app)
     document = openapi_document(OPERATIONS, _package_version())

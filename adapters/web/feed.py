@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, request
 from pydantic import ValidationError
 
 from adapters.web.auth import authenticated_principal
 from adapters.web.dependencies import dependencies
 from adapters.web.json_body import field_errors
-from adapters.web.openapi import Operation
+from adapters.web.openapi import Operation, query_parameters
 from adapters.web.schemas import FeedItem, FeedOut, FeedQuery
 from domain.errors import InvalidInput
 from domain.feed import ItemSource
 from domain.feed_service import FeedRequest
 
 blueprint = Blueprint("feed", __name__)
-
-
-def _query_parameters() -> list[dict[str, Any]]:
-    schema = FeedQuery.model_json_schema()
-    required = set(schema.get("required", []))
-    return [
-        {
-            "name": name,
-            "in": "query",
-            "required": name in required,
-            "description": field.pop("description", ""),
-            "schema": field,
-        }
-        for name, field in schema["properties"].items()
-    ]
-
 
 OPERATIONS = (
     Operation(
@@ -41,7 +23,7 @@ OPERATIONS = (
         "A page of the viewer's personalised feed (its source, or trending as the fallback)",
         {200: FeedOut},
         errors=(400, 403, 409, 503),
-        parameters=_query_parameters(),
+        parameters=query_parameters(FeedQuery),
         tags=("feed",),
     ),
 )

@@ -65,6 +65,22 @@ class Operation:
     tags: Sequence[str] = field(default_factory=tuple)
 
 
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The OpenAPI query parameters of a model that validates `request.args`."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "description": field.pop("description", ""),
+            "schema": field,
+        }
+        for name, field in schema["properties"].items()
+    ]
+
+
 def openapi_document(operations: Sequence[Operation], version: str) -> dict[str, Any]:
     models: set[type[BaseModel]] = {ErrorBody}
     for operation in operations:

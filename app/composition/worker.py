@@ -1,4 +1,5 @@
-"""The `worker` process's parts: the nightly retrain and its run log spool."""
+"""The `worker` process's parts: the nightly retrain, its run log spool, and the experiment
+readout written after it."""
 
 from __future__ import annotations
 
@@ -19,18 +20,27 @@ from adapters.parquet_export import ParquetExporter
 from adapters.report_plot import MetricsReport
 from adapters.retrain_lab import LightFMLab
 from adapters.run_log_spool import SpooledRunLog
+from adapters.snowflake_experiment_report_log import SnowflakeExperimentReportLog
 from adapters.snowflake_run_log import SnowflakeRunLog
 from adapters.sql.engine import make_engine
+from adapters.sql.experiment_report_log import SqlExperimentReportLog
 from adapters.sql.export_source import SqlExportSource
 from adapters.sql.leases import SqlLeases
 from adapters.sql.run_log import SqlRunLog
 from adapters.system_clock import SystemClock
 from app.composition.common import metrics_from, model_store_from
-from app.composition.experiments import InteractionsAndImpressions, impressions_exporter
+from app.composition.experiments import (
+    InteractionsAndImpressions,
+    export_data,
+    impressions_exporter,
+    reporter,
+)
 from app.settings import Settings
+from domain.nightly_readout import NightlyReadout, RetrainThenReadout
 from domain.nightly_retrain import NightlyRetrain
 from domain.retrain import RetrainPolicy
 from ports.clock import Clock
+from ports.experiments import ExperimentData, ExperimentReportLog
 from ports.model_store import ModelStore
 from ports.observability import Metrics
 from ports.repositories import Leases
@@ -56,11 +66,15 @@ class WorkerOverrides:
     leases: Leases | None = None
     report: RunReport | None = None
     holder: str | None = None
+    #: what the nightly readout reads (default: the parquet exports) and where its rows go
+    #: (default: Snowflake when configured, else the service's database)
+    experiment_data: ExperimentData | None = None
+    report_log: ExperimentReportLog | None = None
 
 
 @dataclass
 class RetrainComposition:
-    retrain: NightlyRetrain
+    retrain: RetrainThenReadout
     run_log: SpooledRunLog
     clock: Clock
     closers: list[Callable[[], object]] = field(default_factory=list)
@@ -151,9 +165,27 @@ def build_worker(
         report=chosen.report
         or MetricsReport(settings.resolved_model_store_uri, s3, settings.quality_tolerance),
     )
+    readout = _readout(settings, chosen, engine)
     closers: list[Callable[[], object]] = [admin.close, metrics.close]
     closers.extend(built.dispose for built in engines)
-    return RetrainComposition(retrain, run_log, clock, closers)
+    return RetrainComposition(RetrainThenReadout(retrain, readout), run_log, clock, closers)
+
+
+def _readout(
+    settings: Settings, chosen: WorkerOverrides, engine: Callable[[], Engine]
+) -> NightlyReadout | None:
+    """The experiment readout after the retrain; None when no experiment is configured."""
+    built = reporter(settings, chosen.experiment_data or export_data(settings))
+    if built is None:
+        return None
+    report_log = chosen.report_log
+    if report_log is None:
+        report_log = (
+            SnowflakeExperimentReportLog(snowflake_connect_kwargs(settings))
+            if settings.snowflake_account
+            else SqlExperimentReportLog(engine())
+        )
+    return NightlyReadout(built, report_log)
 
 
 def _run_log(settings: Settings, engine: Callable[[], Engine]) -> RunLog:

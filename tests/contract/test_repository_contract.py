@@ -11,7 +11,14 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from domain.errors import Conflict
-from domain.feed import Algorithm, FallbackReason, FeedPage, ScoredVideo
+from domain.feed import (
+    Algorithm,
+    FallbackReason,
+    FeedPage,
+    ItemSource,
+    ScoredVideo,
+    ServedItem,
+)
 from domain.interactions import InteractionEvent, InteractionType, StoredInteraction
 from domain.outbox import OutboxMessage
 from tests.contract.conftest import NewUnitOfWork
@@ -285,6 +292,35 @@ def test_a_video_served_on_several_pages_keeps_its_first_score(new_uow: NewUnitO
         assert scores == {"v1": 0.9, "v2": 0.95}
         assert uow.feed_cache.served_scores("s1", []) == {}
         assert uow.feed_cache.served_scores("unknown", ["v1"]) == {}
+
+
+def test_a_served_video_has_its_first_place_ranked_across_the_session(
+    new_uow: NewUnitOfWork,
+) -> None:
+    with new_uow() as uow:
+        uow.feed_cache.add_page(
+            page("s1", 2, ("v1", 0.5), ("v9", 0.4), algorithm=Algorithm.TRENDING)
+        )
+        explored = ScoredVideo("v3", 0.2, ItemSource.EXPLORATION)
+        uow.feed_cache.add_page(
+            replace(
+                page("s1", 1, ("v2", 0.95), ("v1", 0.9)),
+                items=(ScoredVideo("v2", 0.95), ScoredVideo("v1", 0.9), explored),
+            )
+        )
+        uow.feed_cache.add_page(page("s2", 1, ("v9", 0.1)))
+        uow.commit()
+
+    with new_uow() as uow:
+        places = uow.feed_cache.served_items("s1", ["v1", "v3", "v9", "never-served"])
+        assert places == {
+            "v1": ServedItem("v1", 2, 0.9, ItemSource.MODEL),
+            "v3": ServedItem("v3", 3, 0.2, ItemSource.EXPLORATION),
+            # page 2 goes on from page 1's three items; a trending page's own items say so
+            "v9": ServedItem("v9", 5, 0.4, ItemSource.TRENDING),
+        }
+        assert uow.feed_cache.served_items("s1", []) == {}
+        assert uow.feed_cache.served_items("unknown", ["v1"]) == {}
 
 
 def test_a_second_page_with_the_same_number_is_a_conflict(new_uow: NewUnitOfWork) -> None:

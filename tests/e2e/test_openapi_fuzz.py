@@ -39,12 +39,13 @@ OPERATIONS = [
     ("GET", "/readyz"),
     ("GET", "/feed/recommendations"),
     ("POST", "/feed/interactions"),
+    ("GET", "/experiments/report"),
 ]
 #: Negative (schema-violating) inputs only exist for operations that take inputs.
 RUNS = [(method, path, GenerationMode.POSITIVE) for method, path in OPERATIONS] + [
     (method, path, GenerationMode.NEGATIVE)
     for method, path in OPERATIONS
-    if path.startswith("/feed")
+    if path.startswith(("/feed", "/experiments"))
 ]
 CALLERS = ("service", "viewer", "anonymous")
 CHECKS = [
@@ -59,7 +60,14 @@ generated: Counter[str] = Counter()
 @pytest.fixture(scope="module")
 def fuzzed_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     tmp_path: Path = tmp_path_factory.mktemp("fuzz")
-    chosen = settings_for(tmp_path, rate_limit_feed="", rate_limit_interactions="")
+    chosen = settings_for(
+        tmp_path,
+        rate_limit_feed="",
+        rate_limit_interactions="",
+        # An experiment, so that the report's 200 is fuzzed too (not only its 404).
+        feed_experiment='{"name": "fuzz", "variants": [{"id": "a", "weight": 1},'
+        ' {"id": "b", "weight": 1}]}',
+    )
     upgrade_database(chosen.resolved_database_url)
     app = create_app(chosen, Overrides(recommender=FakeRecommender()), start_background=False)
     codec = token_codec(chosen)

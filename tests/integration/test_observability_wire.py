@@ -22,7 +22,14 @@ from segment.analytics.consumer import Consumer
 
 from adapters.dogstatsd_metrics import DogStatsdMetrics
 from adapters.segment_analytics import SegmentAnalytics
-from domain.feed import Algorithm, FallbackReason, FeedServed, Personalization
+from domain.feed import (
+    Algorithm,
+    FallbackReason,
+    FeedConsumed,
+    FeedServed,
+    ItemSource,
+    Personalization,
+)
 from tests.servers import LOOPBACK
 
 pytestmark = pytest.mark.integration
@@ -54,6 +61,25 @@ def served(
         served_at=SERVED_AT,
         personalization=personalization,
     )
+
+
+def consumed(event_id: str = "e-1", **changes: Any) -> FeedConsumed:
+    fields: dict[str, Any] = {
+        "user_id": "u-42",
+        "event_id": event_id,
+        "video_id": "v-7",
+        "interaction_type": "like",
+        "watch_time_ms": 12_000,
+        "occurred_at": SERVED_AT,
+        "feed_session_id": "fs-1",
+        "rank": 23,
+        "score": 0.875,
+        "source": ItemSource.EXPLORATION,
+        "algorithm": Algorithm.LIGHTFM,
+        "experiment_variant_id": "treatment",
+        "model_version": "2024-05-01T03-00-00",
+    }
+    return FeedConsumed(**(fields | changes))
 
 
 # --------------------------------------------------------------------- Segment receiver
@@ -286,6 +312,76 @@ def test_a_segment_that_never_answers_costs_the_page_nothing_and_a_full_queue_dr
     analytics.close()
     assert time.monotonic() - started < 6.0
     assert set(segment_threads()) <= threads_before  # its consumer thread has stopped
+
+
+def test_a_consumed_recommendation_reaches_segment_with_its_place_in_the_session(
+    start_receiver: Callable[..., SegmentReceiver],
+    make_analytics: Callable[..., SegmentAnalytics],
+) -> None:
+    receiver = start_receiver()
+    analytics = make_analytics(receiver.url, flush_interval_s=0.05)
+
+    analytics.feed_consumed(consumed("e-1"))
+    analytics.feed_consumed(
+        consumed(
+            "e-2",
+            interaction_type="skip",
+            watch_time_ms=0,
+            source=ItemSource.TRENDING,
+            algorithm=Algorithm.TRENDING,
+            experiment_variant_id=None,
+            model_version=None,
+        )
+    )
+    assert analytics.flush(timeout_s=5.0)
+
+    items = {
+        item["properties"]["event_id"]: item
+        for request in receiver.wait_for_requests(1)
+        for item in request.json()["batch"]
+    }
+    assert set(items) == {"e-1", "e-2"}
+    for item in items.values():
+        assert item["type"] == "track"
+        assert item["event"] == "feed_recommendation_consumed"
+        assert item["userId"] == "u-42"
+        assert item["timestamp"] == "2024-05-01T12:00:00.123+00:00"
+    assert items["e-1"]["properties"] == {
+        "event_id": "e-1",
+        "video_id": "v-7",
+        "interaction_type": "like",
+        "watch_time_ms": 12_000,
+        "rank": 23,
+        "score": 0.875,
+        "source": "exploration",
+        "algorithm": "lightfm",
+        "feed_session_id": "fs-1",
+        "experiment_variant_id": "treatment",
+        "model_version": "2024-05-01T03-00-00",
+    }
+    assert items["e-2"]["properties"]["source"] == "trending"
+    assert items["e-2"]["properties"]["experiment_variant_id"] is None
+
+
+def test_a_segment_that_never_answers_costs_an_interaction_nothing(
+    start_receiver: Callable[..., SegmentReceiver],
+    make_analytics: Callable[..., SegmentAnalytics],
+) -> None:
+    receiver = start_receiver(hang=True)
+    analytics = make_analytics(
+        receiver.url,
+        flush_interval_s=0.05,
+        max_queue_size=1,
+        timeout_s=2.0,
+        shutdown_timeout_s=0.5,
+    )
+    analytics.feed_consumed(consumed("e-first"))
+    receiver.wait_for_requests(1)  # the consumer is now stuck in that POST
+
+    durations = call_times_ms(lambda: analytics.feed_consumed(consumed()), 20)
+
+    assert statistics.median(durations) < 5.0
+    assert max(durations) < 100.0
 
 
 # --------------------------------------------------------------------- DogStatsD

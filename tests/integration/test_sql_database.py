@@ -89,7 +89,7 @@ def test_migrations_create_exactly_the_declared_schema(database_url: str) -> Non
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             assert compare_metadata(context, metadata) == []
-            assert context.get_current_revision() == "0006"
+            assert context.get_current_revision() == "0007"
     finally:
         engine.dispose()
 

@@ -9,10 +9,11 @@ import pytest
 
 from domain.auth import SERVICE_SCOPE, Principal
 from domain.errors import Conflict, DependencyUnavailable, Forbidden, InvalidInput
-from domain.feed import Algorithm, FeedPage, FeedSession, ScoredVideo
+from domain.feed import Algorithm, FeedConsumed, FeedPage, FeedSession, ItemSource, ScoredVideo
 from domain.ingestion import InteractionIngestion
 from domain.interactions import InteractionEvent, InteractionType
 from tests.fakes import FixedClock, InMemoryUnitOfWorkFactory
+from tests.fakes_feed import RecordingAnalytics
 
 pytestmark = pytest.mark.unit
 
@@ -174,3 +175,105 @@ def test_a_database_that_is_down_is_reported_as_unavailable(
         ingestion.ingest(VIEWER, [event()], as_batch=False)
     database.unavailable = False
     assert ingestion.ingest(VIEWER, [event()], as_batch=False).newly_stored == 1
+
+
+def served_session(database: InMemoryUnitOfWorkFactory) -> None:
+    """Session s1 of u1, variant `treatment`: page 1 (v1, v2), page 2 (v3 from exploration)."""
+    first = FeedPage(
+        "s1",
+        1,
+        "u1",
+        Algorithm.LIGHTFM,
+        None,
+        "m1",
+        "treatment",
+        (ScoredVideo("v1", 0.9, ItemSource.MODEL), ScoredVideo("v2", 0.4, ItemSource.MODEL)),
+        NOW,
+    )
+    second = replace(first, page_number=2, items=(ScoredVideo("v3", 0.1, ItemSource.EXPLORATION),))
+    with database() as uow:
+        uow.feed_sessions.add(session_of(first))
+        uow.feed_cache.add_page(first)
+        uow.feed_cache.add_page(second)
+        uow.commit()
+
+
+def test_an_interaction_on_a_served_video_is_reported_as_consumed_with_its_place(
+    database: InMemoryUnitOfWorkFactory,
+) -> None:
+    served_session(database)
+    analytics = RecordingAnalytics()
+    ingestion = InteractionIngestion(database, FixedClock(NOW), TOPIC, analytics)
+
+    ingestion.ingest(
+        VIEWER,
+        [
+            event("a", video_id="v3", feed_session_id="s1", experiment_variant_id="forged"),
+            event("b", video_id="never-served", feed_session_id="s1"),
+            event("c", video_id="v1"),  # names no session
+        ],
+        as_batch=True,
+    )
+
+    assert analytics.consumed == [
+        FeedConsumed(
+            user_id="u1",
+            event_id="a",
+            video_id="v3",
+            interaction_type="like",
+            watch_time_ms=3_000,
+            occurred_at=NOW - timedelta(seconds=10),
+            feed_session_id="s1",
+            rank=3,
+            score=0.1,
+            source=ItemSource.EXPLORATION,
+            algorithm=Algorithm.LIGHTFM,
+            experiment_variant_id="treatment",  # the server's record, not the client's claim
+            model_version="m1",
+        )
+    ]
+
+
+def test_a_retried_interaction_is_reported_consumed_once(
+    database: InMemoryUnitOfWorkFactory,
+) -> None:
+    served_session(database)
+    analytics = RecordingAnalytics()
+    ingestion = InteractionIngestion(database, FixedClock(NOW), TOPIC, analytics)
+
+    for _ in range(2):
+        ingestion.ingest(VIEWER, [event("a", feed_session_id="s1")], as_batch=False)
+
+    assert [c.event_id for c in analytics.consumed] == ["a"]
+
+
+def test_another_viewers_session_is_never_reported_as_consumed(
+    database: InMemoryUnitOfWorkFactory,
+) -> None:
+    served_session(database)
+    analytics = RecordingAnalytics()
+    ingestion = InteractionIngestion(database, FixedClock(NOW), TOPIC, analytics)
+
+    ingestion.ingest(
+        Principal("u2"), [event("x", user_id="u2", feed_session_id="s1")], as_batch=False
+    )
+
+    assert analytics.consumed == []
+
+
+def test_a_refused_request_reports_nothing_consumed(
+    database: InMemoryUnitOfWorkFactory,
+) -> None:
+    served_session(database)
+    analytics = RecordingAnalytics()
+    ingestion = InteractionIngestion(database, FixedClock(NOW), TOPIC, analytics)
+    ingestion.ingest(VIEWER, [event("a", feed_session_id="s1")], as_batch=False)
+
+    with pytest.raises(Conflict):  # "a" reused for another event: nothing of it commits
+        ingestion.ingest(
+            VIEWER,
+            [event("b", video_id="v2", feed_session_id="s1"), event("a", video_id="v2")],
+            as_batch=True,
+        )
+
+    assert [c.event_id for c in analytics.consumed] == ["a"]
