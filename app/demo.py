@@ -15,9 +15,8 @@ from adapters.sql.bulk import bulk_insert_interactions
 from adapters.sql.engine import make_engine
 from adapters.sql.history import read_interaction_columns
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
-from app.demo_data import demo_interactions
+from app.demo_data import as_stored, demo_interactions
 from app.settings import Settings
-from domain.interactions import InteractionEvent, StoredInteraction
 
 log = logging.getLogger(__name__)
 
@@ -37,21 +36,7 @@ def seed_demo(settings: Settings, *, force: bool) -> int:
             return 0
         now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         data = demo_interactions(end=now)
-        rows = (
-            StoredInteraction(
-                InteractionEvent(
-                    event_id=f"demo-{index:07d}",
-                    user_id=event.user_id,
-                    video_id=event.video_id,
-                    interaction_type=event.interaction_type,
-                    watch_time_ms=event.watch_time_ms,
-                    occurred_at=event.occurred_at,
-                ),
-                received_at=event.occurred_at,
-                recommendation_score=None,
-            )
-            for index, event in enumerate(data.events())
-        )
+        rows = as_stored(data.events(), "demo")
         inserted = bulk_insert_interactions(engine, rows)
         log.info("demo seeded", extra={"interactions": inserted})
         return inserted
