@@ -6,9 +6,10 @@ docstring. Methods, each fitted on the training part of a split:
 - `trending`: positive events decayed with a 7-day half-life from the training part's end;
 - `lightfm-defaults`: LightFM as configured today (TRAIN_COMPONENTS, TRAIN_EPOCHS, TRAIN_SEEDS,
   the default loss and no prior), no search;
-- `product`: the nightly search's pick from those defaults (within `search_budget_s`,
-  validated on the training part's newest 5% of time, at least a day), then trained like the
-  nightly job trains it.
+- `product`: the nightly search's pick from those defaults (within `search_budget_s`),
+  configuration and prior weight, then trained like the nightly job trains it. The search
+  validates on a split of the same kind as the one evaluated, applied to the training part
+  (`validation_like`): the nightly job's is the newest day, as its gate's is.
 LightFM runs use one thread (reproducible, and fair on a shared machine); run r seeds with
 42 + 1000 r, so the runs' spread is the seeds' spread. Nothing is downloaded.
 """
