@@ -6,9 +6,10 @@ docstring. Methods, each fitted on the training part of a split:
 - `trending`: positive events decayed with a 7-day half-life from the training part's end;
 - `lightfm-defaults`: LightFM as configured today (TRAIN_COMPONENTS, TRAIN_EPOCHS, TRAIN_SEEDS,
   the default loss and no prior), no search;
-- `product`: the nightly search's pick from those defaults (within `search_budget_s`,
-  validated on the training part's newest 5% of time, at least a day), then trained like the
-  nightly job trains it.
+- `product`: the nightly search's pick from those defaults (within `search_budget_s`),
+  configuration and prior weight, then trained like the nightly job trains it. The search
+  validates on a split of the same kind as the one evaluated, applied to the training part
+  (`validation_like`): the nightly job's is the newest day, as its gate's is.
 LightFM runs use one thread (reproducible, and fair on a shared machine); run r seeds with
 42 + 1000 r, so the runs' spread is the seeds' spread. Nothing is downloaded.
 """
@@ -27,7 +28,7 @@ import numpy as np
 from adapters.interaction_columns import TrainingInteractions
 from adapters.lightfm.artifact import ModelArtifact
 from adapters.lightfm.offline import Catalogue, Figures, Split, per_user_split, time_split
-from adapters.lightfm.search import VALIDATION, search
+from adapters.lightfm.search import Validation, search
 from adapters.lightfm.trainer import LightFMTrainer
 from adapters.parquet_export import read_training_window
 from adapters.parquet_export.columns_file import write_interactions
@@ -136,14 +137,13 @@ def evaluate_rows(
                     catalogue.model(default_model), split.held_out, max_users=max_users
                 )
             )
-            span = split.end - split.start
             found = search(
                 base,
                 split.training,
                 split.start,
                 split.end,
                 search_budget_s,
-                validation_span=max(VALIDATION, span / 20),
+                validation=validation_like(split),
             )
             chosen = found.trainer
             result.chosen.append(_changes(base, chosen))
@@ -153,6 +153,15 @@ def evaluate_rows(
             )
         results.append(result)
     return results
+
+
+def validation_like(split: Split) -> Validation:
+    """The search's validation for `split`: the same kind of split of its training part."""
+    inner = (
+        per_user_split(split.training) if split.name == "per-user" else time_split(split.training)
+    )
+    fit_end = split.end if split.name == "per-user" else inner.end
+    return Validation(inner.training, inner.held_out, fit_end)
 
 
 def _train(trainer: LightFMTrainer, split: Split) -> ModelArtifact:

@@ -14,6 +14,8 @@ The protocol, shared by the model and the baselines so their figures compare:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -188,25 +190,45 @@ def ranking_quality(
     artifact: ModelArtifact, held_out: TrainingInteractions, k: int = 10, *, max_users: int = 10_000
 ) -> tuple[float, float]:
     """(precision@k, NDCG@k) on `held_out` under the module's protocol (binary relevance;
-    the ideal DCG puts min(relevant, k) hits first). What the nightly search ranks trials by."""
+    the ideal DCG puts min(relevant, k) hits first), ranking as the scorer does."""
+    return blend_quality(artifact, held_out, (1.0,), k, max_users=max_users)[0]
+
+
+def blend_quality(
+    artifact: ModelArtifact,
+    held_out: TrainingInteractions,
+    prior_weights: Sequence[float],
+    k: int = 10,
+    *,
+    max_users: int = 10_000,
+) -> list[tuple[float, float]]:
+    """`ranking_quality` with the artifact's prior times each of `prior_weights` in place of
+    the prior: one score matrix for every blend (what the nightly search ranks trials by)."""
     users, items = _relevant_pairs(artifact, held_out)
     n_items = len(artifact.item_ids)
     if len(users) == 0 or n_items == 0:
-        return 0.0, 0.0
+        return [(0.0, 0.0)] * len(prior_weights)
     eval_users, n_relevant = np.unique(users, return_counts=True)
     if len(eval_users) > max_users:
         keep = np.random.default_rng(0).choice(len(eval_users), size=max_users, replace=False)
         eval_users, n_relevant = eval_users[keep], n_relevant[keep]
     known = items >= 0
     relevant_keys = np.sort(users[known] * n_items + items[known])
-    scores = artifact.user_embeddings[eval_users] @ artifact.item_embeddings.T
-    scores += artifact.ranking_biases
+    plain = artifact.user_embeddings[eval_users] @ artifact.item_embeddings.T
+    plain += artifact.item_biases
     for row, user in enumerate(eval_users.tolist()):
-        scores[row, artifact.seen_by(user)] = -np.inf
-    top = np.argpartition(-scores, min(k, n_items) - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
-    top = np.take_along_axis(top, order, axis=1)
-    found = np.isin(eval_users[:, None] * n_items + top, relevant_keys)
-    discounts = 1.0 / np.log2(np.arange(2, found.shape[1] + 2))
-    ideal = np.cumsum(discounts)[np.minimum(n_relevant, found.shape[1]) - 1]
-    return float(found.sum(axis=1).mean() / k), float(((found @ discounts) / ideal).mean())
+        plain[row, artifact.seen_by(user)] = -np.inf
+    shown = min(k, n_items)
+    discounts = 1.0 / np.log2(np.arange(2, shown + 2))
+    ideal = np.cumsum(discounts)[np.minimum(n_relevant, shown) - 1]
+    assert artifact.item_prior is not None
+    out = []
+    for weight in prior_weights:
+        scores = plain + np.float32(weight) * artifact.item_prior
+        top = np.argpartition(-scores, shown - 1, axis=1)[:, :shown]
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
+        top = np.take_along_axis(top, order, axis=1)
+        found = np.isin(eval_users[:, None] * n_items + top, relevant_keys)
+        hits, gains = found.sum(axis=1), (found @ discounts) / ideal
+        out.append((float(hits.mean() / k), float(gains.mean())))
+    return out

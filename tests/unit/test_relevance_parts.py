@@ -3,6 +3,7 @@ the offline protocol's splits and figures."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from adapters.interaction_columns import TrainingInteractions
 from adapters.lightfm import search as search_module
 from adapters.lightfm.artifact import ModelArtifact
+from adapters.lightfm.evaluation import blend_quality, ranking_quality
 from adapters.lightfm.offline import Catalogue, per_user_split, time_split
 from adapters.lightfm.scorer import LoadedModel
 from adapters.lightfm.trainer import LightFMTrainer
@@ -41,8 +43,9 @@ def test_search_tries_the_current_configuration_first_then_the_space_in_order() 
     found = search_module.search(
         base, small_rows(), END - timedelta(days=6), END, 1e9, clock=SteppingClock(0.0)
     )
-    assert [t.changes for t in found.trials] == list(search_module.SPACE)
-    assert found.trials[0].changes == {}
+    assert [t.step for t in found.trials] == list(search_module.SPACE)
+    assert found.trials[0].step == {}
+    assert set(found.trials[0].changes) <= {"prior_weight"}  # the base, its prior weight found
     best = max(found.trials, key=lambda t: t.score)
     assert found.trainer.params() == base.with_params(epochs=best.epochs, **best.changes).params()
 
@@ -70,12 +73,77 @@ def test_early_stopping_ends_a_trial_after_patience_checks_without_gain(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ndcgs = iter([0.1, 0.3, 0.2, 0.25, 0.9])
-    monkeypatch.setattr(search_module, "ranking_quality", lambda *_: (0.0, next(ndcgs)))
-    checks: list[tuple[float, float, int]] = []
+
+    def blends(_a: object, _v: object, weights: tuple[float, ...]) -> list[tuple[float, float]]:
+        return [(0.0, next(ndcgs))] * len(weights)
+
+    monkeypatch.setattr(search_module, "blend_quality", blends)
+    checks: list[tuple[float, float, float, float, int]] = []
     check = search_module._early_stopping(small_rows(), checks, 1e9, lambda: 0.0)
     verdicts = [check(epochs, None) for epochs in (5, 10, 15, 20)]  # type: ignore[arg-type]
     assert verdicts == [True, True, True, False]  # 0.3 at 10 epochs, then two checks lower
-    assert max(checks)[2] == 10
+    assert max(checks)[4] == 10
+
+
+def test_each_check_keeps_the_prior_weight_that_scores_best(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def blends(_a: object, _v: object, weights: tuple[float, ...]) -> list[tuple[float, float]]:
+        return [(0.1, 0.2 if w == 4.0 else 0.1) for w in weights]
+
+    monkeypatch.setattr(search_module, "blend_quality", blends)
+    checks: list[tuple[float, float, float, float, int]] = []
+    search_module._early_stopping(small_rows(), checks, 1e9, lambda: 0.0)(5, None)  # type: ignore[arg-type]
+    assert checks[0][0] == pytest.approx(0.3)
+    assert checks[0][1:] == (0.2, 0.1, 4.0, 5)  # NDCG, precision, the weight, epochs
+
+
+def test_later_trials_start_from_the_best_configuration_so_far() -> None:
+    base = LightFMTrainer(no_components=4, epochs=5)
+    found = search_module.search(
+        base, small_rows(), END - timedelta(days=6), END, 1e9, clock=SteppingClock(0.0)
+    )
+    best = found.trials[0]
+    for trial in found.trials[1:]:
+        structure = {k: v for k, v in best.changes.items() if k != "prior_weight"}
+        tried = {**structure, **trial.step}
+        assert {k: v for k, v in trial.changes.items() if k != "prior_weight"} == {
+            k: v for k, v in tried.items() if getattr(base, k) != v
+        }
+        if trial.score > best.score * (1 + search_module.MIN_GAIN):
+            best = trial
+    assert found.trainer.params() == base.with_params(epochs=best.epochs, **best.changes).params()
+
+
+def test_the_search_validates_on_the_rows_it_is_given() -> None:
+    rows = small_rows()
+    split = per_user_split(rows)
+    base = LightFMTrainer(no_components=4, epochs=5)
+    start = END - timedelta(days=6)
+    given = search_module.Validation(split.training, split.held_out, END)
+    found = search_module.search(
+        base, rows, start, END, 1e9, clock=SteppingClock(0.0), validation=given
+    )
+    assert found.trials and found.trials[0].ndcg_at_10 > 0
+    # No validation rows given: no trial, although the newest day has rows.
+    empty = search_module.Validation(
+        split.training, split.held_out.take(np.zeros(0, np.int64)), END
+    )
+    unvalidated = search_module.search(base, rows, start, END, 1e9, validation=empty)
+    assert unvalidated.trials == () and unvalidated.trainer is base
+
+
+def test_a_blend_weight_of_one_scores_as_the_scorer_ranks() -> None:
+    rows = small_rows()
+    split = time_split(rows)
+    trained = LightFMTrainer(no_components=4, epochs=5, prior_weight=1.0).train(
+        split.training, split.start, split.end, END
+    )
+    assert trained.item_prior is not None and trained.item_prior.any()
+    blended = blend_quality(trained, split.held_out, (0.0, 1.0))
+    assert blended[1] == ranking_quality(trained, split.held_out)
+    plain = replace(trained, item_prior=None)
+    assert blended[0] == ranking_quality(plain, split.held_out)
 
 
 def artifact(prior: np.ndarray | None) -> ModelArtifact:
