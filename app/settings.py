@@ -199,7 +199,8 @@ class Settings:
     #: LIGHTFM_ANN_MIN_ITEMS: catalogue size from which the nightly job adds an approximate
     #: candidate index to the model (then ranked by the index's candidates, scored exactly).
     lightfm_ann_min_items: int = 1_200_000
-    #: LIGHTFM_ANN_NPROBE: index lists searched per call (higher: better recall, slower).
+    #: LIGHTFM_ANN_NPROBE: index lists searched per call (higher: better recall, slower); the
+    #: nightly job stores it in the index it builds.
     lightfm_ann_nprobe: int = 64
     #: LIGHTFM_TLS_CERT_FILE: PEM certificate chain the model service presents; empty: plaintext.
     lightfm_tls_cert_file: str = ""
