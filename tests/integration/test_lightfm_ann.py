@@ -13,9 +13,12 @@ import pytest
 
 from adapters.lightfm.ann import CandidateIndex, build_index, ranking_vectors, with_index
 from adapters.lightfm.artifact import ModelArtifact
+from adapters.lightfm.model_service import ModelService
 from adapters.lightfm.scorer import LoadedModel
 from adapters.lightfm.trainer import LightFMTrainer
+from adapters.model_store.local import LocalModelStore
 from adapters.retrain_lab import LabCandidate, LightFMLab
+from adapters.system_clock import SystemClock
 from domain.model import ModelMetrics
 from tests.fakes_retrain import InMemoryModelStore
 from tests.integration.lightfm_support import WINDOW_END, clustered_artifact
@@ -150,3 +153,16 @@ def test_the_nightly_lab_stores_an_index_from_the_configured_catalogue_size(
     stored = ModelArtifact.from_bytes(store.get(version))
     assert (stored.ann_index is not None) is indexed_expected
     assert LoadedModel(stored).approximate is indexed_expected
+
+
+def test_the_model_service_swaps_the_index_in_with_its_model(
+    tmp_path: Path, indexed: ModelArtifact, catalogue: ModelArtifact
+) -> None:
+    exact = replace(catalogue, info=replace(catalogue.info, version="20261124T020000Z-exact"))
+    store = LocalModelStore(tmp_path)
+    for artifact in (indexed, exact):
+        store.put(artifact.info.version, artifact.to_bytes(), artifact.info)
+    service = ModelService(store, SystemClock())
+    assert service.load(indexed.info.version).model.approximate
+    assert not service.load(exact.info.version).model.approximate
+    assert service.load(indexed.info.version).model.rank("u000002", TOP).items
