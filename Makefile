@@ -72,5 +72,9 @@ bench-foldin: $(TEST_STAMP)
 bench-chaos: $(TEST_STAMP)
 	$(PY) bench/chaos.py
 
+.PHONY: bench-scale
+bench-scale: $(TEST_STAMP)
+	$(PY) bench/scale.py
+
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

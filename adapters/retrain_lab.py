@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from adapters.interaction_columns import TrainingInteractions
+from adapters.lightfm.ann import DEFAULT_NPROBE, with_index
 from adapters.lightfm.artifact import ModelArtifact
 from adapters.lightfm.evaluation import evaluate
 from adapters.lightfm.search import search
@@ -59,7 +60,8 @@ class LabCandidate:
 class LightFMLab:
     """Reads the window from the export at `export_uri` (see `read_training_window`), trains
     with `trainer`, evaluates with `adapters.lightfm.evaluation.evaluate` (at most
-    `eval_max_users` sampled users), and keeps candidates in `store`."""
+    `eval_max_users` sampled users), and keeps candidates in `store`, with an approximate
+    candidate index (`adapters.lightfm.ann`) when they rank at least `ann_min_items` videos."""
 
     def __init__(
         self,
@@ -70,6 +72,8 @@ class LightFMLab:
         s3_endpoint: str | None = None,
         eval_max_users: int = 10_000,
         search_budget_s: float = 0.0,
+        ann_min_items: int = 1_200_000,
+        ann_nprobe: int = DEFAULT_NPROBE,
     ) -> None:
         self._export_uri = export_uri
         self._store = store
@@ -77,6 +81,8 @@ class LightFMLab:
         self._s3_endpoint = s3_endpoint
         self._eval_max_users = eval_max_users
         self._search_budget_s = search_budget_s
+        self._ann_min_items = ann_min_items
+        self._ann_nprobe = ann_nprobe
 
     def read(self, start: datetime, held_out_from: datetime, end: datetime) -> LabWindow:
         if not start <= held_out_from <= end:
@@ -143,6 +149,9 @@ class LightFMLab:
     def keep(self, candidate: CandidateModel, metrics: ModelMetrics) -> str:
         artifact = _candidate(candidate).artifact
         info = replace(artifact.info, metrics=metrics)
+        if len(artifact.item_ids) >= self._ann_min_items:
+            # Built once here, not by every replica at load: minutes of k-means for 10M items.
+            artifact = with_index(artifact, nprobe=self._ann_nprobe)
         # Conflict: the same version name means the same training second and the same
         # fingerprint of ids and weights, so this very model is stored already.
         with contextlib.suppress(Conflict):

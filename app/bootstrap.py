@@ -26,7 +26,13 @@ from adapters.system_clock import SystemClock
 from adapters.trending_health import TrendingHealth
 from adapters.web.dependencies import WebDependencies
 from app.background import PeriodicTask
-from app.composition.common import analytics_from, cursor_codec, metrics_from, token_codec
+from app.composition.common import (
+    analytics_from,
+    cursor_codec,
+    metrics_from,
+    model_client_tls,
+    token_codec,
+)
 from app.settings import Settings
 from domain.board_sources import POPULARITY, BoardSource
 from domain.experiment_report import ExperimentReporter
@@ -127,9 +133,10 @@ def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComp
             breaker_failures=settings.lightfm_breaker_failures,
             breaker_cooldown_s=settings.lightfm_breaker_cooldown_s,
             metrics=metrics,
+            tls=model_client_tls(settings),
         )
         closers.append(client.close)
-        checks.append(ModelServiceHealth(settings.lightfm_target))
+        checks.append(ModelServiceHealth(settings.lightfm_target, tls=model_client_tls(settings)))
         recommender, catalogue = client, catalogue or client
     trending = TrendingBoard(activity, size=settings.trending_size)
     popularity = TrendingBoard(activity, size=settings.trending_size, formula=POPULARITY)

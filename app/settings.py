@@ -195,6 +195,32 @@ class Settings:
     #: LIGHTFM_BREAKER_COOLDOWN_S: seconds the open breaker rejects calls before one probe.
     lightfm_breaker_cooldown_s: float = 5.0
 
+    # --- scale: approximate retrieval, TLS between web and model service (docs/deployment.md)
+    #: LIGHTFM_ANN_MIN_ITEMS: catalogue size from which the nightly job adds an approximate
+    #: candidate index to the model (then ranked by the index's candidates, scored exactly).
+    lightfm_ann_min_items: int = 1_200_000
+    #: LIGHTFM_ANN_NPROBE: index lists searched per call (higher: better recall, slower); the
+    #: nightly job stores it in the index it builds.
+    lightfm_ann_nprobe: int = 64
+    #: LIGHTFM_TLS_CERT_FILE: PEM certificate chain the model service presents; empty: plaintext.
+    lightfm_tls_cert_file: str = ""
+    #: LIGHTFM_TLS_KEY_FILE: PEM private key of LIGHTFM_TLS_CERT_FILE.
+    lightfm_tls_key_file: str = ""
+    #: LIGHTFM_TLS_CLIENT_CA_FILE: PEM CA the model service requires client certificates from
+    #: (mutual TLS); empty: no client certificate asked for.
+    lightfm_tls_client_ca_file: str = ""
+    #: LIGHTFM_TLS_CA_FILE: PEM CA the web service and worker trust for the model service's
+    #: certificate; empty: a plaintext channel.
+    lightfm_tls_ca_file: str = ""
+    #: LIGHTFM_TLS_CLIENT_CERT_FILE: PEM certificate the web service and worker present (mutual
+    #: TLS); empty: none.
+    lightfm_tls_client_cert_file: str = ""
+    #: LIGHTFM_TLS_CLIENT_KEY_FILE: PEM private key of LIGHTFM_TLS_CLIENT_CERT_FILE.
+    lightfm_tls_client_key_file: str = ""
+    #: LIGHTFM_TLS_SERVER_NAME: name checked in the model service's certificate; empty: the
+    #: target's host.
+    lightfm_tls_server_name: str = ""
+
     # --- token lifetime and issuer (docs/security.md, "Abuse and identity") ----------------
     #: JWT_MAX_LIFETIME_S: the longest a viewer token may live (`exp - iat`, which it must carry).
     jwt_max_lifetime_s: int = 604_800
@@ -320,6 +346,15 @@ ENV_NAMES: dict[str, str] = {
     "lightfm_deadline_ms": "LIGHTFM_DEADLINE_MS",
     "lightfm_breaker_failures": "LIGHTFM_BREAKER_FAILURES",
     "lightfm_breaker_cooldown_s": "LIGHTFM_BREAKER_COOLDOWN_S",
+    "lightfm_ann_min_items": "LIGHTFM_ANN_MIN_ITEMS",
+    "lightfm_ann_nprobe": "LIGHTFM_ANN_NPROBE",
+    "lightfm_tls_cert_file": "LIGHTFM_TLS_CERT_FILE",
+    "lightfm_tls_key_file": "LIGHTFM_TLS_KEY_FILE",
+    "lightfm_tls_client_ca_file": "LIGHTFM_TLS_CLIENT_CA_FILE",
+    "lightfm_tls_ca_file": "LIGHTFM_TLS_CA_FILE",
+    "lightfm_tls_client_cert_file": "LIGHTFM_TLS_CLIENT_CERT_FILE",
+    "lightfm_tls_client_key_file": "LIGHTFM_TLS_CLIENT_KEY_FILE",
+    "lightfm_tls_server_name": "LIGHTFM_TLS_SERVER_NAME",
     "jwt_max_lifetime_s": "JWT_MAX_LIFETIME_S",
     "jwt_issuer": "JWT_ISSUER",
 }

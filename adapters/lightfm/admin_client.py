@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from adapters.lightfm.channel import ClientTls, is_loopback, open_channel
 from domain.errors import DependencyUnavailable, DomainError, Forbidden, InvalidInput, NotFound
 from proto.lightfm.v2025_9 import recommender_pb2 as pb
 from proto.lightfm.v2025_9 import recommender_pb2_grpc as pb_grpc
@@ -24,9 +25,13 @@ _NO_MODEL_YET = "no model is loaded yet"
 
 
 class GrpcModelServiceAdmin:
-    """`target` is a gRPC target (`127.0.0.1:50051`); `admin_token`, when set, goes out as
-    `authorization: Bearer <token>` on LoadModel. Timeouts are in seconds. The channel
-    connects lazily, on the first call; `close` ends it."""
+    """`target` is `LIGHTFM_TARGET` (`adapters.lightfm.channel.grpc_target`); `admin_token`,
+    when set, goes out as `authorization: Bearer <token>` on LoadModel, and only over TLS
+    (`tls`) unless every host of `target` is loopback: ValueError otherwise. Timeouts are in
+    seconds. The channel connects lazily, on the first call; `close` ends it.
+
+    With several replicas, LoadModel reaches one of them (the channel's pick_first); the
+    others take the published version on their next poll of the store."""
 
     def __init__(
         self,
@@ -35,15 +40,19 @@ class GrpcModelServiceAdmin:
         admin_token: str = "",
         load_timeout_s: float = 120.0,
         describe_timeout_s: float = 10.0,
+        tls: ClientTls | None = None,
     ) -> None:
+        if admin_token and tls is None and not is_loopback(target):
+            raise ValueError(
+                f"refusing to send the LoadModel token in clear to {target!r}: "
+                "set LIGHTFM_TLS_CA_FILE, or reach the model service over loopback"
+            )
         self._target = target
         self._admin_token = admin_token
         self._load_timeout_s = load_timeout_s
         self._describe_timeout_s = describe_timeout_s
         # A service back from a restart must not wait out gRPC's default reconnect backoff.
-        self._channel = grpc.insecure_channel(
-            target, options=[("grpc.max_reconnect_backoff_ms", 1000)]
-        )
+        self._channel = open_channel(target, {"grpc.max_reconnect_backoff_ms": 1000}, tls)
         self._stub = pb_grpc.RecommenderStub(self._channel)
 
     def __repr__(self) -> str:

@@ -29,7 +29,8 @@ _ARRAYS = (
     "seen_indices",
 )
 #: Artifacts written before the prior existed have no `item_prior` member: it reads as zeros.
-_OPTIONAL = ("item_prior",)
+#: Only large catalogues carry `ann_index` (`adapters.lightfm.ann`); without it ranking is exact.
+_OPTIONAL = ("item_prior", "ann_index")
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,8 +59,16 @@ class ModelArtifact:
     #: float32 [n_items], added to `item_biases` when ranking (`adapters.lightfm.prior`); None
     #: reads as zeros: no prior blended in.
     item_prior: npt.NDArray[np.float32] | None = None
+    #: uint8 [n_bytes]: a serialised candidate index over the ranking vectors, built by the
+    #: nightly job for large catalogues (`adapters.lightfm.ann`); None: rank by exact scan.
+    ann_index: npt.NDArray[np.uint8] | None = None
 
     def __post_init__(self) -> None:
+        if self.ann_index is not None:
+            blob = np.ascontiguousarray(self.ann_index, dtype=np.uint8)
+            if blob.ndim != 1:
+                raise ValueError(f"ann_index must be one-dimensional, got shape {blob.shape}")
+            object.__setattr__(self, "ann_index", blob)
         prior = np.zeros(len(self.item_ids)) if self.item_prior is None else self.item_prior
         object.__setattr__(self, "item_prior", np.ascontiguousarray(prior, dtype=np.float32))
         for name, dtype in zip(_ARRAYS, (np.float32,) * 4 + (np.int64, np.int32), strict=True):
@@ -113,6 +122,8 @@ class ModelArtifact:
         assert self.item_prior is not None
         if self.item_prior.any():  # a model without a prior keeps its bytes as before
             members["item_prior"] = self.item_prior
+        if self.ann_index is not None:
+            members["ann_index"] = self.ann_index
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             for name, array in members.items():
@@ -141,6 +152,7 @@ class ModelArtifact:
                     seen_indptr=npz["seen_indptr"],
                     seen_indices=npz["seen_indices"],
                     item_prior=npz["item_prior"] if "item_prior" in npz.files else None,
+                    ann_index=npz["ann_index"] if "ann_index" in npz.files else None,
                 )
         except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as err:
             raise ValueError(f"not a model artifact: {err}") from err

@@ -28,6 +28,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from adapters.lightfm.breaker import Admission, Breaker
+from adapters.lightfm.channel import ROUND_ROBIN, ClientTls, open_channel
 from domain.errors import DependencyUnavailable
 from domain.exploration import KnownVideos
 from domain.feed import (
@@ -84,6 +85,8 @@ SERVICE_CONFIG: dict[str, Any] = {
         }
     ],
     "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
+    # Every replica the target names gets calls in turn; a retry goes to the next one.
+    "loadBalancingConfig": ROUND_ROBIN,
 }
 
 DEFAULT_CHANNEL_OPTIONS: Mapping[str, str | int] = {
@@ -118,7 +121,8 @@ class GrpcRecommender:
     The channel connects lazily, on the first call. `metrics`, when given, receives
     `feed.model.latency_ms` (tagged `outcome`: "ok" or the fallback reason) for every call,
     rejected ones included, and `feed.model.circuit_open` (1 unless the breaker is closed)
-    after every call. `channel_options` override `DEFAULT_CHANNEL_OPTIONS` by name.
+    after every call. `channel_options` override `DEFAULT_CHANNEL_OPTIONS` by name. `target`
+    is `LIGHTFM_TARGET` (`adapters.lightfm.channel.grpc_target`); `tls` set: a TLS channel.
     """
 
     def __init__(
@@ -129,9 +133,10 @@ class GrpcRecommender:
         breaker_cooldown_s: float = 5.0,
         metrics: Metrics | None = None,
         channel_options: Mapping[str, str | int] | None = None,
+        tls: ClientTls | None = None,
     ) -> None:
         options = {**DEFAULT_CHANNEL_OPTIONS, **(channel_options or {})}
-        self._channel = grpc.insecure_channel(target, options=list(options.items()))
+        self._channel = open_channel(target, options, tls)
         self._stub = pb_grpc.RecommenderStub(self._channel)
         self._breaker = Breaker(breaker_failures, breaker_cooldown_s)
         self._metrics = metrics
@@ -287,8 +292,13 @@ class ModelServiceHealth:
     name = "model"
     critical = False
 
-    def __init__(self, target: str, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
-        self._channel = grpc.insecure_channel(target)
+    def __init__(
+        self, target: str, timeout_s: float = HEALTH_TIMEOUT_S, tls: ClientTls | None = None
+    ) -> None:
+        # Ready when any replica answers: round-robin skips one that is down.
+        self._channel = open_channel(
+            target, {"grpc.service_config": json.dumps({"loadBalancingConfig": ROUND_ROBIN})}, tls
+        )
         self._stub = health_pb2_grpc.HealthStub(self._channel)
         self._timeout_s = timeout_s
 

@@ -18,6 +18,12 @@ vector's top-10 (chance 0.2%; the weighted mean of the v_i: 72.4%); a new viewer
 gives precision@10 0.60 on their later positives (mean 0.60, popularity 0.28). A smaller ridge
 agrees more with the learned vectors (75.9%) but over-fits a few positives (precision 0.54).
 `docs/realtime.md` has the comparison and the blend's measurements.
+
+Large catalogues (an artifact carrying `ann_index`): the scoring vector, folded or learned, is
+the query of an approximate inner-product index (`adapters.lightfm.ann`) that proposes
+`limit + excluded` candidates; those are scored exactly as above and the exclusions dropped.
+Should fewer than `limit` survive, the call falls back to the exact scan, so the answer is
+never shorter than the exact path's.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
+from adapters.lightfm.ann import CandidateIndex
 from adapters.lightfm.artifact import ModelArtifact
 from domain.model import ModelInfo
 
@@ -104,6 +111,11 @@ class LoadedModel:
         self._item_ids = list(artifact.item_ids)
         self._item_index = {item_id: index for index, item_id in enumerate(artifact.item_ids)}
         self._user_index = {user_id: index for index, user_id in enumerate(artifact.user_ids)}
+        self._ann = (
+            CandidateIndex(artifact.ann_index, len(artifact.item_ids), k + 1)
+            if artifact.ann_index is not None
+            else None
+        )
 
     @classmethod
     def from_artifact(cls, artifact: ModelArtifact) -> LoadedModel:
@@ -123,6 +135,11 @@ class LoadedModel:
     def known_videos(self, video_ids: Sequence[str]) -> list[str]:
         """Those of `video_ids` in the model's catalogue, in the given order."""
         return [video_id for video_id in video_ids if video_id in self._item_index]
+
+    @property
+    def approximate(self) -> bool:
+        """Does ranking retrieve candidates from an approximate index (then score exactly)?"""
+        return self._ann is not None
 
     def score_matrix_bytes(self) -> int:
         """Bytes of the item matrix one ranking call streams through (the bandwidth floor)."""
@@ -157,15 +174,37 @@ class LoadedModel:
         else:
             assert user is not None
             vector, bias = self._users[user], float(self._user_biases[user])
-        scores = vector @ self._items  # a fresh array: safe to overwrite
-        excluded = self._excluded(user, exclude, fresh)
-        scores[excluded] = -np.inf
-        fetch = min(limit, self.n_items - np.unique(excluded).size)
+        excluded = np.unique(self._excluded(user, exclude, fresh))
+        fetch = min(limit, self.n_items - excluded.size)
         if fetch <= 0:
             return Ranking([], realtime=bool(fresh))
-        top = _top_indices(scores, fetch)
-        items = [(self._item_ids[i], float(scores[i]) + bias) for i in top.tolist()]
+        found = self._approximate_top(vector, excluded, fetch) if self._ann else None
+        if found is None:
+            scores = vector @ self._items  # a fresh array: safe to overwrite
+            scores[excluded] = -np.inf
+            top = _top_indices(scores, fetch)
+            found = top, scores[top]
+        items = [
+            (self._item_ids[i], float(score) + bias)
+            for i, score in zip(found[0].tolist(), found[1].tolist(), strict=True)
+        ]
         return Ranking(items, realtime=bool(fresh))
+
+    def _approximate_top(
+        self, vector: npt.NDArray[np.float32], excluded: npt.NDArray[np.int64], fetch: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None:
+        """The best `fetch` of the index's candidates with their exact scores, best first (ties
+        in catalogue order), or None when too few candidates survive the exclusions."""
+        assert self._ann is not None
+        # Over-fetch by every exclusion: then at least `fetch` candidates survive whichever
+        # of them the index returns.
+        candidates = self._ann.candidates(vector, fetch + excluded.size)
+        candidates = np.sort(candidates[~np.isin(candidates, excluded, assume_unique=True)])
+        if candidates.size < fetch:
+            return None
+        scores = vector @ self._items[:, candidates]
+        top = _top_indices(scores, fetch)
+        return candidates[top], scores[top]
 
     def _fresh(
         self, recent: Sequence[RecentPositive], every: bool

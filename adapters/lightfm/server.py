@@ -22,6 +22,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from adapters.lightfm.channel import ServerTls
 from adapters.lightfm.model_service import CorruptArtifactError, ModelService, ServingModel
 from adapters.lightfm.scorer import RecentPositive, UnknownUser
 from domain.errors import DependencyUnavailable, NotFound
@@ -196,10 +197,15 @@ class RecommenderServicer:
 
 
 def build_server(
-    models: ModelService, bind: str, max_workers: int = 8, admin_token: str = ""
+    models: ModelService,
+    bind: str,
+    max_workers: int = 8,
+    admin_token: str = "",
+    tls: ServerTls | None = None,
 ) -> tuple[grpc.Server, int]:
     """A server bound to `bind` ("host:port"; port 0 picks a free one), not started yet, with
-    health (SERVING only while a model is loaded) and reflection. Returns it and its port."""
+    health (SERVING only while a model is loaded) and reflection, over TLS when `tls` is given.
+    Returns it and its port."""
     server = grpc.server(
         ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="lightfm-rpc"),
         # Without this, two servers could share a port and split each other's traffic.
@@ -223,7 +229,11 @@ def build_server(
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(bind)
+    port = (
+        server.add_secure_port(bind, tls.credentials())
+        if tls is not None
+        else server.add_insecure_port(bind)
+    )
     if port == 0:
         raise OSError(f"cannot listen on {bind}")
     return server, port

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from adapters.dogstatsd_metrics import DogStatsdMetrics
 from adapters.jwt_tokens import JwtTokens
+from adapters.lightfm.channel import ClientTls, ServerTls
 from adapters.model_store import model_store_from_uri
 from adapters.null_observability import NullAnalytics, NullMetrics
 from adapters.segment_analytics import SegmentAnalytics
@@ -52,3 +53,26 @@ def analytics_from(settings: Settings) -> Analytics:
 def model_store_from(settings: Settings) -> ModelStore:
     """The model store the worker publishes to and the model service loads from."""
     return model_store_from_uri(settings.resolved_model_store_uri, settings.s3_endpoint_url or None)
+
+
+def model_client_tls(settings: Settings) -> ClientTls | None:
+    """TLS of the web service's and worker's channel to the model service; None: plaintext."""
+    if not settings.lightfm_tls_ca_file:
+        return None
+    return ClientTls(
+        settings.lightfm_tls_ca_file,
+        settings.lightfm_tls_client_cert_file,
+        settings.lightfm_tls_client_key_file,
+        settings.lightfm_tls_server_name,
+    )
+
+
+def model_server_tls(settings: Settings) -> ServerTls | None:
+    """TLS the model service listens with; None: plaintext."""
+    if not settings.lightfm_tls_cert_file:
+        return None
+    return ServerTls(
+        settings.lightfm_tls_cert_file,
+        settings.lightfm_tls_key_file,
+        settings.lightfm_tls_client_ca_file,
+    )

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 import grpc
 
+from adapters.lightfm.channel import ServerTls
 from adapters.lightfm.model_service import ModelService
 from adapters.lightfm.server import build_server
 from adapters.system_clock import SystemClock
-from app.composition.common import model_store_from
+from app.composition.common import model_server_tls, model_store_from
 from app.settings import Settings
 from ports.clock import Clock
 from ports.model_store import ModelStore
@@ -31,12 +32,17 @@ class ModelServiceComposition:
     bind: str
     max_workers: int
     admin_token: str
+    tls: ServerTls | None = None
 
     def listen(self) -> tuple[grpc.Server, int]:
         """The gRPC server bound to `bind` (port 0 picks a free one), not started yet, and
         its port. Raises OSError when it cannot listen there."""
         return build_server(
-            self.models, self.bind, max_workers=self.max_workers, admin_token=self.admin_token
+            self.models,
+            self.bind,
+            max_workers=self.max_workers,
+            admin_token=self.admin_token,
+            tls=self.tls,
         )
 
 
@@ -51,4 +57,5 @@ def build_model_service(
         settings.lightfm_bind,
         max_workers=settings.lightfm_max_workers,
         admin_token=settings.lightfm_admin_token,
+        tls=model_server_tls(settings),
     )

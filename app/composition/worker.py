@@ -28,7 +28,7 @@ from adapters.sql.export_source import SqlExportSource
 from adapters.sql.leases import SqlLeases
 from adapters.sql.run_log import SqlRunLog
 from adapters.system_clock import SystemClock
-from app.composition.common import metrics_from, model_store_from
+from app.composition.common import metrics_from, model_client_tls, model_store_from
 from app.composition.experiments import (
     InteractionsAndImpressions,
     export_data,
@@ -131,7 +131,9 @@ def build_worker(
     s3 = settings.s3_endpoint_url or None
     store = chosen.store or model_store_from(settings)
     admin = chosen.admin or GrpcModelServiceAdmin(
-        settings.lightfm_target, admin_token=settings.lightfm_admin_token
+        settings.lightfm_target,
+        admin_token=settings.lightfm_admin_token,
+        tls=model_client_tls(settings),
     )
     run_log = SpooledRunLog(
         chosen.run_log or _run_log(settings, engine), settings.data_dir / SPOOL_FILE
@@ -211,4 +213,6 @@ def _lab(settings: Settings, store: ModelStore) -> ModelLab:
         trainer,
         s3_endpoint=s3,
         search_budget_s=settings.retrain_search_budget_s,
+        ann_min_items=settings.lightfm_ann_min_items,
+        ann_nprobe=settings.lightfm_ann_nprobe,
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -20,6 +21,7 @@ from adapters.lightfm.trainer import LightFMTrainer
 from adapters.model_store.local import LocalModelStore
 from adapters.system_clock import SystemClock
 from app.demo_data import generate_interactions
+from domain.model import ModelInfo
 from proto.lightfm.v2025_9 import recommender_pb2_grpc as pb_grpc
 
 WINDOW_END = datetime(2026, 11, 24, tzinfo=UTC)
@@ -101,3 +103,40 @@ def status_of(call: Callable[[], object]) -> grpc.StatusCode:
         call()
     code: grpc.StatusCode = caught.value.code()
     return code
+
+
+def clustered_artifact(
+    n_items: int, n_users: int, *, components: int = 64, seen_per_user: int = 20, seed: int = 0
+) -> ModelArtifact:
+    """A synthetic model shaped like a trained one: viewers and videos drawn around 64 planted
+    tastes (so the best videos of a viewer share its taste), biases of LightFM's scale, and
+    `seen_per_user` seen videos per viewer. Users are `u000000`..., videos `v0000000`..."""
+    rng = np.random.default_rng(seed)
+    tastes = rng.standard_normal((64, components), dtype=np.float32)
+    items = tastes[rng.integers(0, 64, n_items)] * 0.3
+    items += rng.standard_normal((n_items, components), dtype=np.float32) * 0.3
+    users = tastes[rng.integers(0, 64, n_users)] * 0.5
+    users += rng.standard_normal((n_users, components), dtype=np.float32) * 0.3
+    seen = np.sort(rng.choice(n_items, size=(n_users, seen_per_user)), axis=1)
+    info = ModelInfo(
+        version=f"synthetic-{n_items}",
+        trained_at=WINDOW_END,
+        window_start=WINDOW_END - timedelta(days=30),
+        window_end=WINDOW_END,
+        n_users=n_users,
+        n_items=n_items,
+        n_interactions=n_users * seen_per_user,
+        metrics=None,
+        params={"no_components": str(components)},
+    )
+    return ModelArtifact(
+        info=info,
+        user_ids=[f"u{i:06d}" for i in range(n_users)],
+        item_ids=[f"v{i:07d}" for i in range(n_items)],
+        user_embeddings=users,
+        user_biases=rng.standard_normal(n_users, dtype=np.float32) * 0.1,
+        item_embeddings=items,
+        item_biases=rng.standard_normal(n_items, dtype=np.float32) * 0.5,
+        seen_indptr=np.arange(0, n_users * seen_per_user + 1, seen_per_user, dtype=np.int64),
+        seen_indices=seen.reshape(-1).astype(np.int32),
+    )
