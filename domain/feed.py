@@ -6,6 +6,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Algorithm(StrEnum):
@@ -54,10 +55,13 @@ class FallbackReason(StrEnum):
     EXPERIMENT_CONTROL = "experiment_control"
 
 
-@dataclass(frozen=True)
-class ScoredVideo:
+class ScoredVideo(NamedTuple):
     """One ranked item: a higher `score` ranks earlier; scores compare within one page only.
-    `source` says where it came from (None: not said, as in a ranking before the feed marks it)."""
+    `source` says where it came from (None: not said, as in a ranking before the feed marks it).
+
+    A named tuple, not a frozen dataclass: a first page makes hundreds of them (the model's
+    answer, the rotated pool, the recorded page), and a frozen dataclass's constructor cost
+    several times a tuple's on the feed's hottest path."""
 
     video_id: str
     score: float

@@ -19,7 +19,7 @@ import logging
 import sys
 import time
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
@@ -263,11 +263,19 @@ class GrpcRecommender:
 
 
 def _recent_positive(positive: FreshPositive) -> Any:
-    occurred_at = Timestamp()
-    occurred_at.FromDatetime(positive.occurred_at.astimezone(UTC))
+    # Seconds and nanoseconds from the POSIX timestamp: `Timestamp.FromDatetime` converts time
+    # zones and checks ranges per call, a measurable share of the client's work per first page.
+    # Integer microseconds since the epoch: exact, unlike a float timestamp.
+    seconds, micros = divmod((positive.occurred_at - _EPOCH) // _MICROSECOND, 1_000_000)
     return pb.RecentPositive(
-        video_id=positive.video_id, weight=positive.weight, occurred_at=occurred_at
+        video_id=positive.video_id,
+        weight=positive.weight,
+        occurred_at=Timestamp(seconds=seconds, nanos=micros * 1000),
     )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _ranking_problem(
