@@ -6,13 +6,18 @@ Creating an engine opens no connection; the first unit of work does.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
+import psycopg2
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+
+from domain.errors import DependencyUnavailable
 
 #: How long a SQLite writer waits for another one to finish before giving up, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 5_000
@@ -130,11 +135,36 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-def ensure_prepared(connection: Connection, name: str, prepare_sql: str) -> None:
-    """Run `prepare_sql` (a PostgreSQL `PREPARE name AS ...`) once per database connection, on
-    the first use there: a prepared statement lives as long as its connection. Prepared at use,
-    not at connect, so a connection made before the schema exists still works once it does."""
-    prepared: set[str] = connection.connection.info.setdefault("feedrec_prepared", set())
-    if name not in prepared:
-        connection.exec_driver_sql(prepare_sql)
-        prepared.add(name)
+@contextmanager
+def prepared_cursor(engine: Engine, name: str, prepare_sql: str) -> Iterator[Any]:
+    """A DBAPI cursor of a pooled PostgreSQL connection on which `prepare_sql` (`PREPARE name AS
+    ...`) has run: once per database connection, at its first use (a prepared statement lives as
+    long as its connection; prepared at use, not at connect, so a connection made before the
+    schema exists works once it does).
+
+    For the feed's two hot statements, which need none of SQLAlchemy's statement or result
+    processing: the driver's own cursor skips it. Driver errors become
+    `DependencyUnavailable("database")`; a connection the error broke is dropped from the pool.
+    """
+    try:
+        connection = engine.raw_connection()
+    except (SQLAlchemyError, psycopg2.Error) as err:
+        raise DependencyUnavailable("database", f"no connection ({type(err).__name__})") from err
+    try:
+        cursor = connection.cursor()
+        try:
+            prepared: set[str] = connection.info.setdefault("feedrec_prepared", set())
+            if name not in prepared:
+                cursor.execute(prepare_sql)
+                prepared.add(name)
+            yield cursor
+        finally:
+            cursor.close()
+    except psycopg2.Error as err:
+        if getattr(connection.dbapi_connection, "closed", 0):
+            connection.invalidate(err)
+        raise DependencyUnavailable(
+            "database", f"the database failed ({type(err).__name__})"
+        ) from err
+    finally:
+        connection.close()  # back to the pool

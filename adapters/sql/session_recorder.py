@@ -21,8 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy import JSON, Engine, bindparam, text
 
-from adapters.sql.engine import ensure_prepared, make_autocommit_engine
-from adapters.sql.errors import database_errors
+from adapters.sql.engine import make_autocommit_engine, prepared_cursor
 from adapters.sql.feed_records import SESSION_TAKEN, page_row, session_row
 from adapters.sql.tables import feed_cache, feed_sessions
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
@@ -105,8 +104,8 @@ class SqlFeedSessionRecorder:
         }
         for name in _JSON_PARAMETERS:
             values[name] = orjson.dumps(values[name]).decode()
-        with database_errors(), self._autocommit.connect() as connection:
-            ensure_prepared(connection, "feedrec_record_session", _PREPARE)
-            inserted = connection.exec_driver_sql(_EXECUTE, values).rowcount
+        with prepared_cursor(self._autocommit, "feedrec_record_session", _PREPARE) as cursor:
+            cursor.execute(_EXECUTE, values)
+            inserted = cursor.rowcount
         if inserted != 1:
             raise Conflict(SESSION_TAKEN)

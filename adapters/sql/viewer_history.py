@@ -28,7 +28,7 @@ from sqlalchemy import (
     text,
 )
 
-from adapters.sql.engine import SQLITE_BEGIN_OPTION, ensure_prepared, make_autocommit_engine
+from adapters.sql.engine import SQLITE_BEGIN_OPTION, make_autocommit_engine, prepared_cursor
 from adapters.sql.errors import database_errors
 from adapters.sql.tables import user_interactions
 from adapters.sql.types import UtcDateTime, refuse_naive
@@ -70,14 +70,14 @@ class SqlViewerHistory:
             "page_limit": page_limit,
         }
         if self._autocommit is not None:
-            # A statement prepared on each connection, run with the driver's own types: planning
+            # A statement prepared on each connection, run on the driver's own cursor: planning
             # the three-branch union took 0.45 ms of the server's CPU per call, four times its
             # execution (0.55 ms a call planned each time, 0.14 ms prepared); psycopg2 already
-            # returns aware datetimes and decoded JSON, so SQLAlchemy's bind and result
+            # returns aware datetimes and decoded JSON, so SQLAlchemy's statement and result
             # processing is pure cost on the feed's hottest read.
-            with database_errors(), self._autocommit.connect() as connection:
-                ensure_prepared(connection, "feedrec_recent_state", _PREPARE_PG)
-                rows: Sequence[Any] = connection.exec_driver_sql(_EXECUTE_PG, values).all()
+            with prepared_cursor(self._autocommit, "feedrec_recent_state", _PREPARE_PG) as cur:
+                cur.execute(_EXECUTE_PG, values)
+                rows: Sequence[Any] = cur.fetchall()
         else:
             rows = self._read(_RECENT, values)
         interactions: list[RecentInteraction] = []
