@@ -8,6 +8,7 @@ request path.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -90,6 +91,11 @@ class ModelService:
                 "n_items": model.info.n_items,
             },
         )
+        # The model lives until the next swap: out of the cyclic collector's sight, full
+        # collections stop scanning its id maps (100k+ entries) in the middle of requests.
+        # Nothing it holds is cyclic, so a replaced model is still freed by reference counting.
+        gc.collect()
+        gc.freeze()
         for listener in self._listeners:
             listener(serving)
         return serving
