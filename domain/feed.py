@@ -95,8 +95,7 @@ class Ranking:
     personalization: Personalization = Personalization.NONE
 
 
-@dataclass(frozen=True)
-class FreshPositive:
+class FreshPositive(NamedTuple):
     """A viewer's positive interaction with a video that the model may not have trained on:
     `weight` is the pair's training weight (see `domain.model`), `occurred_at` the newest event."""
 

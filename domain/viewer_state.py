@@ -22,7 +22,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from domain.feed import FreshPositive, ScoredVideo
 from domain.interactions import InteractionType
@@ -43,9 +45,9 @@ class ViewerStatePolicy:
     max_pages: int = 200
 
 
-@dataclass(frozen=True)
-class RecentInteraction:
-    """One stored interaction of the viewer, as the history store returns it."""
+class RecentInteraction(NamedTuple):
+    """One stored interaction of the viewer, as the history store returns it. (Named tuples
+    here, like `ScoredVideo`: a state read builds hundreds, on the feed's hot path.)"""
 
     video_id: str
     interaction_type: InteractionType
@@ -53,8 +55,7 @@ class RecentInteraction:
     occurred_at: datetime
 
 
-@dataclass(frozen=True)
-class ServedVideo:
+class ServedVideo(NamedTuple):
     """A video served on one of the viewer's pages, and when that page was served."""
 
     video_id: str
@@ -73,7 +74,7 @@ class ViewerState:
     fresh_positives: tuple[FreshPositive, ...] = ()
     known: bool = True
 
-    @property
+    @cached_property
     def exclusions(self) -> tuple[str, ...]:
         """What a source must not return for a new session's pool: seen, then served lately."""
         return (*sorted(self.seen), *(served.video_id for served in self.recently_served))
