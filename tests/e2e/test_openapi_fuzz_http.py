@@ -5,7 +5,6 @@ document does not name."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -18,8 +17,7 @@ import pytest
 from adapters.sql.migrations import upgrade_database
 from app.bootstrap import token_codec
 from domain.auth import SERVICE_SCOPE
-from tests.servers import free_port, wait_for_port
-from tests.web_support import SECRET, settings_for
+from tests.web_support import gunicorn_web, settings_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -52,44 +50,9 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
     data_dir = tmp_path_factory.mktemp("fuzz-http")
     settings = settings_for(data_dir)
     upgrade_database(settings.resolved_database_url)
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DATABASE_", "JWT_", "KAFKA_", "LIGHTFM_", "RATE_LIMIT_", "WEB_"))
-    }
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
-        FEEDREC_DATA_DIR=str(data_dir),
-        JWT_SECRET=SECRET,
-        WEB_BIND=f"127.0.0.1:{port}",
-        WEB_WORKERS="1",
-        LIGHTFM_TARGET=f"127.0.0.1:{free_port()}",  # nothing there: pages come from trending
-        RATE_LIMIT_FEED="",
-        RATE_LIMIT_INTERACTIONS="",
-    )
-    log = data_dir / "gunicorn.log"
-    argv = [str(BIN / "gunicorn"), "-c", "python:app.gunicorn_conf", "--no-control-socket"]
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [*argv, "app.web:create_app()"],
-            cwd=REPO,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_for_port("127.0.0.1", port, timeout=60, what="gunicorn")
+    with gunicorn_web(data_dir) as port:
         token = token_codec(settings).issue("fuzz-service", [SERVICE_SCOPE])
         yield Web(f"http://127.0.0.1:{port}", data_dir, token)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_schemathesis_over_http_finds_no_server_error_and_no_undocumented_status(web: Web) -> None:

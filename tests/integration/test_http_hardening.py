@@ -5,9 +5,7 @@ own refusals never reach the WSGI test client, so they are tested here."""
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
 import sys
 import urllib.parse
 from collections.abc import Iterator
@@ -27,8 +25,7 @@ from domain.auth import SERVICE_SCOPE
 from domain.cursor import MAX_CURSOR_LENGTH
 from domain.feed_service import MAX_PAGE_SIZE
 from domain.interactions import MAX_ID_LENGTH
-from tests.servers import free_port, wait_for_port
-from tests.web_support import SECRET, an_event, error_of, settings_for
+from tests.web_support import an_event, error_of, gunicorn_web, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -93,44 +90,8 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
     data_dir = tmp_path_factory.mktemp("http-hardening")
     settings = settings_for(data_dir, max_request_bytes=LIMIT)
     upgrade_database(settings.resolved_database_url)
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DATABASE_", "JWT_", "KAFKA_", "LIGHTFM_", "RATE_LIMIT_", "WEB_"))
-    }
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
-        FEEDREC_DATA_DIR=str(data_dir),
-        JWT_SECRET=SECRET,
-        WEB_BIND=f"127.0.0.1:{port}",
-        WEB_WORKERS="1",
-        MAX_REQUEST_BYTES=str(LIMIT),
-        LIGHTFM_TARGET=f"127.0.0.1:{free_port()}",  # nothing there: pages come from trending
-        RATE_LIMIT_FEED="",
-        RATE_LIMIT_INTERACTIONS="",
-    )
-    log = data_dir / "gunicorn.log"
-    argv = [str(GUNICORN), "-c", "python:app.gunicorn_conf", "--no-control-socket"]
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [*argv, "app.web:create_app()"],
-            cwd=REPO,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_for_port("127.0.0.1", port, timeout=60, what="gunicorn")
-        yield Web(port, settings, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with gunicorn_web(data_dir, MAX_REQUEST_BYTES=str(LIMIT)) as port:
+        yield Web(port, settings, data_dir / "gunicorn.log")
 
 
 def post_interactions(token: str, framing: str, body: bytes) -> bytes:
