@@ -108,9 +108,11 @@ class PoolBuilder:
     def sources(self) -> FeedSources:
         return self._sources
 
-    def build(self, user_id: str, variant: Variant | None) -> Pool:
-        """Raises DependencyUnavailable when neither the source nor the fallback can answer."""
-        deadline = self._clock.now() + timedelta(seconds=self._policy.timeout_s)
+    def build(self, user_id: str, variant: Variant | None, spent_s: float = 0.0) -> Pool:
+        """Raises DependencyUnavailable when neither the source nor the fallback can answer.
+        `spent_s`: what the request had spent before (the budget runs from its arrival)."""
+        budget_s = max(0.0, self._policy.timeout_s - spent_s)
+        deadline = self._clock.now() + timedelta(seconds=budget_s)
         state = self._viewer_state(user_id)
         chosen = variant.algorithm if variant and variant.algorithm else self._sources.default
         if chosen is self._sources.fallback and variant is not None:

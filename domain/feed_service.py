@@ -37,10 +37,14 @@ DEFAULT_PAGE_SIZE = 20
 
 @dataclass(frozen=True)
 class FeedRequest:
+    """`spent_s`: seconds the request had already spent when it reached the service (reading,
+    authenticating, parsing): the model's budget counts from the request's arrival."""
+
     user_id: str
     limit: int = DEFAULT_PAGE_SIZE
     cursor: str | None = None
     feed_session_id: str | None = None
+    spent_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,7 @@ class FeedService:
             if replay is not None:
                 return replay
         variant = self._experiment.assign(request.user_id) if self._experiment else None
-        pool = self._pools.build(request.user_id, variant)
+        pool = self._pools.build(request.user_id, variant, spent_s=request.spent_s)
         now = self._clock.now()
         session = FeedSession(
             feed_session_id=session_id,

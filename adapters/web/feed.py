@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+import time
+
+from flask import Blueprint, Response, g, request
 from pydantic import ValidationError
 
 from adapters.web.auth import authenticated_principal
@@ -45,6 +47,9 @@ def get_recommendations() -> Response:
             limit=query.limit,
             cursor=query.cursor,
             feed_session_id=query.feedSessionId,
+            # The model's budget counts from the request's arrival (`g.started`, taken before
+            # authentication and parsing), not from when the feed service gets it.
+            spent_s=time.perf_counter() - g.started,
         ),
     )
     page = served.page

@@ -69,3 +69,17 @@ def test_a_history_read_that_spends_the_budget_falls_back_without_calling_the_mo
     assert pool.algorithm is Algorithm.TRENDING
     assert pool.fallback_reason is FallbackReason.DEADLINE
     assert metrics.fallbacks == [(FallbackReason.DEADLINE, None)]
+
+
+def test_the_budget_runs_from_the_requests_arrival() -> None:
+    builder, recommender, _ = pool_builder(delay_ms=10)
+    builder.build("u1", None, spent_s=0.030)  # 30 ms of authentication and parsing before
+    assert [round(timeout, 3) for _, _, timeout in recommender.calls] == [0.110]
+
+
+def test_a_request_that_arrives_with_its_budget_spent_gets_the_fallback() -> None:
+    builder, recommender, _ = pool_builder(delay_ms=0)
+    pool = builder.build("u1", None, spent_s=0.200)
+    assert recommender.calls == []
+    assert pool.fallback_reason is FallbackReason.DEADLINE
+
