@@ -26,7 +26,6 @@ import json
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -43,7 +42,7 @@ from adapters.lightfm.channel import open_channel  # noqa: E402
 from adapters.lightfm.client import DEFAULT_CHANNEL_OPTIONS  # noqa: E402
 from adapters.lightfm.scorer import LoadedModel  # noqa: E402
 from adapters.model_store.local import LocalModelStore  # noqa: E402
-from bench.scoring import LightfmProcess, _wait_serving  # noqa: E402 (its import: one BLAS thread per lightfm process)
+from bench.scoring import LightfmProcess, _wait_serving, drive  # noqa: E402 (its import: one BLAS thread per lightfm process)
 from proto.lightfm.v2025_9 import recommender_pb2 as pb  # noqa: E402
 from proto.lightfm.v2025_9 import recommender_pb2_grpc as pb_grpc  # noqa: E402
 from tests.integration.lightfm_support import clustered_artifact  # noqa: E402
@@ -97,53 +96,6 @@ def recall_and_latency(
     }
 
 
-def drive(
-    stub: pb_grpc.RecommenderStub,
-    requests: list[pb.RecommendRequest],
-    seconds: float,
-    rate: float | None,
-) -> tuple[list[float], list[str], float, float]:
-    """Latencies (ms), failures, elapsed s and this process's CPU seconds of Recommend calls
-    from CALLERS threads: paced to `rate` calls/s in total, or closed loop when None."""
-    latencies: list[float] = []
-    failures: list[str] = []
-    lock = threading.Lock()
-    start, cpu_start = time.perf_counter(), time.process_time()
-    stop_at = start + seconds
-
-    def caller(index: int) -> None:
-        mine: list[float] = []
-        next_at = start + (index / rate if rate else 0.0)
-        call = index
-        while True:
-            if rate:
-                time.sleep(max(0.0, next_at - time.perf_counter()))
-                next_at += CALLERS / rate
-            sent = time.perf_counter()
-            if sent >= stop_at:
-                break
-            call += CALLERS
-            try:
-                reply = stub.Recommend(requests[call % len(requests)], timeout=5)
-            except grpc.RpcError as err:
-                with lock:
-                    failures.append(f"{err.code()}: {err.details()}")
-                continue
-            mine.append((time.perf_counter() - sent) * 1000)
-            if len(reply.items) != TOP:
-                with lock:
-                    failures.append(f"{len(reply.items)} items instead of {TOP}")
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(CALLERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies, failures, time.perf_counter() - start, time.process_time() - cpu_start
-
-
 def rpc_figures(
     store_root: Path, requests: list[pb.RecommendRequest], seconds: float
 ) -> dict[str, float]:
@@ -157,12 +109,12 @@ def rpc_figures(
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
                 _wait_serving(pb_grpc.RecommenderStub(channel))
         stub_one, stub_both = pb_grpc.RecommenderStub(one), pb_grpc.RecommenderStub(both)
-        drive(stub_both, requests, 2.0, None)  # warm-up of both replicas
-        paced, failed, _, _ = drive(stub_one, requests, seconds, PACED_RATE)
+        drive(stub_both, requests, CALLERS, 2.0, None)  # warm-up of both replicas
+        paced, failed, _, _ = drive(stub_one, requests, CALLERS, seconds, PACED_RATE)
         failures += failed
-        single, failed, single_s, _ = drive(stub_one, requests, seconds, None)
+        single, failed, single_s, _ = drive(stub_one, requests, CALLERS, seconds, None)
         failures += failed
-        double, failed, double_s, double_cpu = drive(stub_both, requests, seconds, None)
+        double, failed, double_s, double_cpu = drive(stub_both, requests, CALLERS, seconds, None)
         failures += failed
         one.close()
         both.close()

@@ -28,9 +28,10 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
@@ -168,23 +169,19 @@ class LightfmProcess:
 
 def drive(
     stub: pb_grpc.RecommenderStub,
+    requests: Sequence[Any],
     callers: int,
     seconds: float,
     rate: float | None,
-    exclusions: int = 0,
-) -> tuple[list[float], list[str], float]:
-    """Latencies (ms) and failures of Recommend calls from `callers` threads for `seconds`;
-    closed loop when `rate` is None, else paced to `rate` calls/s in total. Also the elapsed s."""
+) -> tuple[list[float], list[str], float, float]:
+    """Latencies (ms), failures, elapsed s and this process's CPU seconds of Recommend calls
+    (`requests`, cycled in a scattered order) from `callers` threads for `seconds`: closed loop
+    when `rate` is None, else paced to `rate` calls/s in total. An answer shorter than its
+    request's limit is a failure."""
     latencies: list[float] = []
     failures: list[str] = []
     lock = threading.Lock()
-    # A feed call excludes what the viewer saw and was served lately: `exclusions` ids a call.
-    rng = np.random.default_rng(7)
-    excluded = [
-        [f"v{i:07d}" for i in rng.choice(RPC_ITEMS, size=exclusions, replace=False)]
-        for _ in range(8)
-    ]
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     stop_at = start + seconds
 
     def caller(index: int) -> None:
@@ -198,21 +195,18 @@ def drive(
             sent = time.perf_counter()
             if sent >= stop_at:
                 break
-            user = f"u{(index * 7919 + call) % N_USERS:06d}"
+            request = requests[(index * 7919 + call) % len(requests)]
             call += 1
             try:
-                request = pb.RecommendRequest(
-                    user_id=user, limit=TOP, exclude_video_ids=excluded[call % len(excluded)]
-                )
                 reply = stub.Recommend(request, timeout=5)
             except grpc.RpcError as err:
                 with lock:
                     failures.append(f"{err.code()}: {err.details()}")
                 continue
             mine.append((time.perf_counter() - sent) * 1000)
-            if len(reply.items) != TOP:
+            if len(reply.items) != request.limit:
                 with lock:
-                    failures.append(f"{len(reply.items)} items instead of {TOP}")
+                    failures.append(f"{len(reply.items)} items instead of {request.limit}")
         with lock:
             latencies.extend(mine)
 
@@ -221,7 +215,21 @@ def drive(
         thread.start()
     for thread in threads:
         thread.join()
-    return latencies, failures, time.perf_counter() - start
+    return latencies, failures, time.perf_counter() - start, time.process_time() - cpu_start
+
+
+def recommend_requests(exclusions: int = 0) -> list[Any]:
+    """A Recommend request for each viewer, each leaving out `exclusions` videos (a feed call
+    excludes what the viewer saw and was served lately)."""
+    rng = np.random.default_rng(7)
+    excluded = [
+        [f"v{i:07d}" for i in rng.choice(RPC_ITEMS, size=exclusions, replace=False)]
+        for _ in range(8)
+    ]
+    return [
+        pb.RecommendRequest(user_id=f"u{u:06d}", limit=TOP, exclude_video_ids=excluded[u % 8])
+        for u in range(N_USERS)
+    ]
 
 
 def rpc_figures() -> dict[str, float]:
@@ -237,17 +245,18 @@ def rpc_figures() -> dict[str, float]:
                 grpc.channel_ready_future(channel).result(timeout=10)
                 stub = pb_grpc.RecommenderStub(channel)
                 _wait_serving(stub)
-                drive(stub, RPC_CALLERS, 1.0, None)  # warm-up
-                closed, failed, elapsed = drive(stub, RPC_CALLERS, RPC_SECONDS, None)
-                paced, paced_failed, paced_elapsed = drive(
-                    stub, RPC_CALLERS, PACED_SECONDS, PACED_RATE
+                plain, excluding = recommend_requests(), recommend_requests(EXCLUSIONS)
+                drive(stub, plain, RPC_CALLERS, 1.0, None)  # warm-up
+                closed, failed, elapsed, _ = drive(stub, plain, RPC_CALLERS, RPC_SECONDS, None)
+                paced, paced_failed, paced_elapsed, _ = drive(
+                    stub, plain, RPC_CALLERS, PACED_SECONDS, PACED_RATE
                 )
                 # Issue 13: the paced target with a feed's exclusions, on every run: WINDOWS
                 # runs, each one's p99, the worst of them, and p99.9 over all.
                 windows = []
                 for _ in range(WINDOWS):
-                    run, run_failed, _ = drive(
-                        stub, RPC_CALLERS, PACED_SECONDS, PACED_RATE, exclusions=EXCLUSIONS
+                    run, run_failed, _, _ = drive(
+                        stub, excluding, RPC_CALLERS, PACED_SECONDS, PACED_RATE
                     )
                     windows.append(run)
                     paced_failed += run_failed
