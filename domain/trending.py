@@ -30,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -188,5 +189,10 @@ class TrendingBoard:
 
     def top(self, limit: int, exclude: Sequence[str] = ()) -> tuple[ScoredVideo, ...]:
         excluded = set(exclude)
-        picked = [item for item in self._snapshot.items if item.video_id not in excluded]
-        return tuple(picked[:limit])
+        # Stops at `limit`: a fallback page reads the board's head, not all of it.
+        return tuple(
+            islice(
+                (item for item in self._snapshot.items if item.video_id not in excluded),
+                max(limit, 0),
+            )
+        )

@@ -241,9 +241,8 @@ class GrpcRecommender:
             raise RecommendationFailed(reason, f"{code.name}: {err.details()}") from err
         except (ValueError, TypeError) as err:  # an unencodable request, or a closed channel
             raise RecommendationFailed(FallbackReason.ERROR, str(err)) from err
-        items = tuple(
-            ScoredVideo(item.video_id, item.score, ItemSource.MODEL) for item in response.items
-        )
+        model = ItemSource.MODEL
+        items = tuple(ScoredVideo(item.video_id, item.score, model) for item in response.items)
         if problem := _ranking_problem(items, limit, exclude):
             raise RecommendationFailed(FallbackReason.ERROR, f"model broke its contract: {problem}")
         return Ranking(

@@ -252,7 +252,9 @@ class LoadedModel:
             if user is not None
             else np.empty(0, dtype=np.int32)
         )
-        requested = [self._item_index[v] for v in exclude if v in self._item_index]
+        # One lookup per id (a feed sends its seen and recently served videos: a hundred).
+        position = self._item_index.get
+        requested = [i for i in map(position, exclude) if i is not None]
         requested.extend(fresh)
         return np.concatenate((seen, np.asarray(requested, dtype=np.int64)), dtype=np.int64)
 

@@ -81,10 +81,10 @@ class SqlViewerHistory:
         else:
             rows = self._read(_RECENT, values)
         interactions: list[RecentInteraction] = []
-        served: list[ServedVideo] = []
+        pages: list[tuple[datetime, Any]] = []
         for kind, video_id, interaction_type, watch_time_ms, at, items in rows:
             if kind == "p":
-                served.extend(ServedVideo(item["videoId"], at) for item in _items(items))
+                pages.append((at, items))
             else:
                 interactions.append(
                     RecentInteraction(
@@ -92,7 +92,10 @@ class SqlViewerHistory:
                     )
                 )
         interactions.sort(key=lambda row: row.occurred_at, reverse=True)
-        served.sort(key=lambda row: row.served_at, reverse=True)
+        # Newest page first, each page's items in their order: the items' order by time, with
+        # a sort of the few pages instead of their hundred items.
+        pages.sort(key=lambda page: page[0], reverse=True)
+        served = [ServedVideo(item["videoId"], at) for at, items in pages for item in _items(items)]
         return interactions, served
 
     def engaged_viewers(self, start: datetime, end: datetime, size: int) -> list[tuple[str, int]]:
@@ -170,7 +173,6 @@ _PREPARE_PG = (
     + re.sub(r":(\w+)", lambda match: f"${_PARAMETERS.index(match[1]) + 1}", _RECENT_SQL)
 )
 _EXECUTE_PG = "EXECUTE feedrec_recent_state (" + ", ".join(f"%({p})s" for p in _PARAMETERS) + ")"
-
 
 
 def _items(items: Any) -> Sequence[Mapping[str, Any]]:
