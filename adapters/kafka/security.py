@@ -9,6 +9,7 @@ from __future__ import annotations
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,17 +103,20 @@ class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # untyp
     assumes first (e.g. `feed-rec-producer`). A token is reused until a minute before expiry:
     kafka-python asks for one on every connection."""
 
-    def __init__(self, region: str, role_arn: str = "") -> None:
+    def __init__(
+        self, region: str, role_arn: str = "", clock: Callable[[], float] = time.time
+    ) -> None:
         super().__init__()
         self._region = region
         self._role_arn = role_arn
+        self._clock = clock  # epoch seconds
         self._lock = threading.Lock()
         self._token = ""
         self._expires_at = 0.0  # epoch seconds
 
     def token(self) -> str:
         with self._lock:
-            if time.time() >= self._expires_at - TOKEN_REFRESH_MARGIN_S:
+            if self._clock() >= self._expires_at - TOKEN_REFRESH_MARGIN_S:
                 from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
 
                 if self._role_arn:
