@@ -64,19 +64,21 @@ class TlsProxy:
             self.handshake_errors.append(f"{type(err).__name__}: {err}")
             raw.close()
             return
-        with client, socket.create_connection(self._upstream, timeout=5.0) as upstream:
-            # one thread per connection reads both sides: an SSL socket is not shared between
-            # threads
-            with contextlib.suppress(OSError):
-                while not self._stopping.is_set():
-                    ready = [client] if client.pending() else []
-                    if not ready:
-                        ready, _, _ = select.select([client, upstream], [], [], 0.2)
-                    for side in ready:
-                        data = side.recv(65536)
-                        if not data:
-                            return
-                        (upstream if side is client else client).sendall(data)
+        # one thread per connection reads both sides: an SSL socket is not shared between threads
+        with (
+            client,
+            socket.create_connection(self._upstream, timeout=5.0) as upstream,
+            contextlib.suppress(OSError),
+        ):
+            while not self._stopping.is_set():
+                ready = [client] if client.pending() else []
+                if not ready:
+                    ready, _, _ = select.select([client, upstream], [], [], 0.2)
+                for side in ready:
+                    data = side.recv(65536)
+                    if not data:
+                        return
+                    (upstream if side is client else client).sendall(data)
 
     def close(self) -> None:
         self._stopping.set()

@@ -64,15 +64,12 @@ def _settings(bootstrap: str, cafile: str, **extra: str) -> Settings:
 def _messages(count: int) -> list[PendingMessage]:
     now = datetime.now(UTC)
     return [
-        PendingMessage(n + 1, OutboxMessage(TOPIC, f"u{n}", {"n": n}, now), 0)
-        for n in range(count)
+        PendingMessage(n + 1, OutboxMessage(TOPIC, f"u{n}", {"n": n}, now), 0) for n in range(count)
     ]
 
 
 def _read_back(bootstrap: str, security: KafkaSecurity, expected: int) -> list[bytes]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, **security.client_config()
-    )
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, **security.client_config())
     try:
         partitions = sorted(consumer.partitions_for_topic(TOPIC) or ())
         assigned = [TopicPartition(TOPIC, p) for p in partitions]

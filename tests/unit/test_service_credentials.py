@@ -194,18 +194,14 @@ def _write_key(path: Path, passphrase: bytes | None) -> rsa.RSAPrivateKey:
         else serialization.NoEncryption()
     )
     path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
     )
     return key
 
 
 def _snowflake(**env: str) -> dict[str, object]:
     return snowflake_connect_kwargs(
-        Settings.from_env(
-            {"SNOWFLAKE_ACCOUNT": "acme", "SNOWFLAKE_USER": "FEEDREC_SVC", **env}
-        )
+        Settings.from_env({"SNOWFLAKE_ACCOUNT": "acme", "SNOWFLAKE_USER": "FEEDREC_SVC", **env})
     )
 
 
