@@ -70,10 +70,11 @@ class TlsProxy:
             socket.create_connection(self._upstream, timeout=5.0) as upstream,
             contextlib.suppress(OSError),
         ):
+            sides: list[socket.socket] = [client, upstream]
             while not self._stopping.is_set():
-                ready = [client] if client.pending() else []
+                ready: list[socket.socket] = [client] if client.pending() else []
                 if not ready:
-                    ready, _, _ = select.select([client, upstream], [], [], 0.2)
+                    ready, _, _ = select.select(sides, [], [], 0.2)
                 for side in ready:
                     data = side.recv(65536)
                     if not data:

@@ -70,7 +70,7 @@ def tls_postgres(
         )
         if done.returncode != 0:
             raise RuntimeError(f"{tool} failed: {done.stdout}{done.stderr}")
-        return done.stdout
+        return str(done.stdout)
 
     port = free_port()
     try:
