@@ -117,13 +117,33 @@ class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # untyp
     def token(self) -> str:
         with self._lock:
             if self._clock() >= self._expires_at - TOKEN_REFRESH_MARGIN_S:
-                from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
-
-                if self._role_arn:
-                    token, expiry_ms = MSKAuthTokenProvider.generate_auth_token_from_role_arn(
-                        self._region, self._role_arn, "feedrec"
-                    )
-                else:
-                    token, expiry_ms = MSKAuthTokenProvider.generate_auth_token(self._region)
+                token, expiry_ms = self._sign()
                 self._token, self._expires_at = str(token), int(expiry_ms) / 1000
             return self._token
+
+    def _sign(self) -> tuple[str, int]:
+        from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+
+        if not self._role_arn:
+            return MSKAuthTokenProvider.generate_auth_token(self._region)  # type: ignore[no-any-return]
+        # The signer's own role path asks STS without a region (fails where none is configured,
+        # and uses the global endpoint): assume the role at the cluster region's STS instead.
+        import boto3
+        from botocore.credentials import CredentialProvider, Credentials
+
+        assumed = boto3.client("sts", region_name=self._region).assume_role(
+            RoleArn=self._role_arn, RoleSessionName="feedrec"
+        )["Credentials"]
+        credentials = Credentials(
+            assumed["AccessKeyId"], assumed["SecretAccessKey"], assumed["SessionToken"]
+        )
+
+        class AssumedRole(CredentialProvider):  # type: ignore[misc]  # untyped base
+            METHOD = "assume-role"
+
+            def load(self) -> Credentials:
+                return credentials
+
+        return MSKAuthTokenProvider.generate_auth_token_from_credentials_provider(  # type: ignore[no-any-return]
+            self._region, AssumedRole()
+        )
