@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kafka.net.sasl.oauth import AbstractTokenProvider
-
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 #: A token this close to its expiry is replaced before it is handed out, in seconds.
@@ -74,8 +72,8 @@ class KafkaSecurity:
         if self.uses_sasl:
             config["sasl_mechanism"] = self.sasl_mechanism
             if self.sasl_mechanism == "OAUTHBEARER":
-                config["sasl_oauth_token_provider"] = MskIamTokenProvider(
-                    self.msk_region, self.msk_role_arn
+                config["sasl_oauth_token_provider"] = kafka_token_provider(
+                    MskIamToken(self.msk_region, self.msk_role_arn)
                 )
             else:
                 config["sasl_plain_username"] = self.username
@@ -96,7 +94,19 @@ class KafkaSecurity:
         return f"KafkaSecurity({self.protocol}, {self.sasl_mechanism or 'no SASL'})"
 
 
-class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # untyped base
+def kafka_token_provider(source: MskIamToken) -> Any:
+    """`source` as the `AbstractTokenProvider` kafka-python requires (kafka is imported here, so
+    that importing this module, as the web's health check does, does not load it)."""
+    from kafka.net.sasl.oauth import AbstractTokenProvider
+
+    class TokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # untyped base
+        def token(self) -> str:
+            return source.token()
+
+    return TokenProvider()
+
+
+class MskIamToken:
     """OAUTHBEARER tokens for Amazon MSK's IAM access control: a SigV4-presigned
     `kafka-cluster:Connect` URL from `aws-msk-iam-sasl-signer-python`, signed with the default
     AWS credential chain (the instance's or task's role) or, with `role_arn`, with a role it
@@ -106,7 +116,6 @@ class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # untyp
     def __init__(
         self, region: str, role_arn: str = "", clock: Callable[[], float] = time.time
     ) -> None:
-        super().__init__()
         self._region = region
         self._role_arn = role_arn
         self._clock = clock  # epoch seconds
