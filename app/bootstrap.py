@@ -29,6 +29,7 @@ from app.background import PeriodicTask
 from app.composition.common import (
     analytics_from,
     cursor_codec,
+    kafka_security,
     metrics_from,
     model_client_tls,
     token_codec,
@@ -142,7 +143,7 @@ def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComp
     popularity = TrendingBoard(activity, size=settings.trending_size, formula=POPULARITY)
     checks.append(TrendingHealth(trending))
     # The API answers without Kafka (events wait in the outbox); readiness still shows it.
-    checks.append(KafkaHealth(settings.kafka_bootstrap_servers))
+    checks.append(KafkaHealth(settings.kafka_bootstrap_servers, security=kafka_security(settings)))
     sources = FeedSources(
         {
             Algorithm.LIGHTFM: recommender,

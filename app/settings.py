@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 
 class SettingsError(ValueError):
@@ -221,6 +222,50 @@ class Settings:
     #: target's host.
     lightfm_tls_server_name: str = ""
 
+    # --- credentials for managed services (docs/security.md, "Credentials on every wire") --
+    #: KAFKA_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, for every Kafka client.
+    kafka_security_protocol: str = "PLAINTEXT"
+    #: KAFKA_SASL_MECHANISM: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (an MSK IAM
+    #: token); needed with the SASL_ protocols.
+    kafka_sasl_mechanism: str = ""
+    #: KAFKA_SASL_USERNAME: the SASL PLAIN/SCRAM user.
+    kafka_sasl_username: str = ""
+    #: KAFKA_SASL_PASSWORD: the SASL PLAIN/SCRAM password (or KAFKA_SASL_PASSWORD_FILE).
+    kafka_sasl_password: str = ""
+    #: KAFKA_SASL_PASSWORD_FILE: a file holding the SASL password (a mounted secret); used when
+    #: KAFKA_SASL_PASSWORD is empty.
+    kafka_sasl_password_file: str = ""
+    #: KAFKA_MSK_REGION: AWS region of the MSK cluster OAUTHBEARER tokens are signed for.
+    kafka_msk_region: str = ""
+    #: KAFKA_MSK_ROLE_ARN: IAM role assumed to sign them (e.g. feed-rec-producer); empty: the
+    #: default AWS credential chain (the instance's or task's own role).
+    kafka_msk_role_arn: str = ""
+    #: KAFKA_SSL_CAFILE: PEM CA trusted for the brokers' certificates; empty: the system's CAs.
+    kafka_ssl_cafile: str = ""
+    #: KAFKA_SSL_CERTFILE: PEM client certificate (mutual TLS); empty: none.
+    kafka_ssl_certfile: str = ""
+    #: KAFKA_SSL_KEYFILE: PEM private key of KAFKA_SSL_CERTFILE.
+    kafka_ssl_keyfile: str = ""
+    #: KAFKA_SSL_CHECK_HOSTNAME: check the broker's name in its certificate.
+    kafka_ssl_check_hostname: bool = True
+    #: DATABASE_SSLMODE: libpq sslmode for PostgreSQL (verify-full checks CA and host name);
+    #: empty: libpq's default (prefer). Each DATABASE_SSL* parameter the URL carries wins.
+    database_sslmode: str = ""
+    #: DATABASE_SSLROOTCERT: PEM CA the PostgreSQL server's certificate must chain to.
+    database_sslrootcert: str = ""
+    #: DATABASE_SSLCERT: PEM client certificate for PostgreSQL; empty: none.
+    database_sslcert: str = ""
+    #: DATABASE_SSLKEY: PEM private key of DATABASE_SSLCERT.
+    database_sslkey: str = ""
+    #: SNOWFLAKE_PRIVATE_KEY_PATH: PEM PKCS#8 private key for key-pair sign-in (SNOWFLAKE_JWT);
+    #: when set, used instead of SNOWFLAKE_PASSWORD.
+    snowflake_private_key_path: str = ""
+    #: SNOWFLAKE_PRIVATE_KEY_PASSPHRASE: passphrase of an encrypted private key; empty: none.
+    snowflake_private_key_passphrase: str = ""
+    #: SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE: a file holding that passphrase; used when
+    #: SNOWFLAKE_PRIVATE_KEY_PASSPHRASE is empty.
+    snowflake_private_key_passphrase_file: str = ""
+
     # --- token lifetime and issuer (docs/security.md, "Abuse and identity") ----------------
     #: JWT_MAX_LIFETIME_S: the longest a viewer token may live (`exp - iat`, which it must carry).
     jwt_max_lifetime_s: int = 604_800
@@ -230,7 +275,7 @@ class Settings:
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
-            return self.database_url
+            return _with_database_tls(self.database_url, self)
         return f"sqlite:///{(self.data_dir / 'feedrec.db').resolve()}"
 
     @property
@@ -269,6 +314,24 @@ class Settings:
             except ValueError as err:
                 raise SettingsError(f"{name}={raw!r} is not a valid value") from err
         return cls(**values)
+
+
+def _with_database_tls(url: str, settings: Settings) -> str:
+    """`url` with the DATABASE_SSL* settings as libpq query parameters (SQLAlchemy hands them to
+    psycopg2.connect), so every engine of every process gets them; other backends unchanged."""
+    if not url.startswith(("postgresql", "postgres:")):
+        return url
+    tls = {
+        "sslmode": settings.database_sslmode,
+        "sslrootcert": settings.database_sslrootcert,
+        "sslcert": settings.database_sslcert,
+        "sslkey": settings.database_sslkey,
+    }
+    present = parse_qs(urlsplit(url).query)  # a parameter the URL itself carries wins
+    query = urlencode({key: value for key, value in tls.items() if value and key not in present})
+    if not query:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{query}"
 
 
 #: field name -> environment variable. Kept explicit so a rename is a visible decision.
@@ -355,6 +418,24 @@ ENV_NAMES: dict[str, str] = {
     "lightfm_tls_client_cert_file": "LIGHTFM_TLS_CLIENT_CERT_FILE",
     "lightfm_tls_client_key_file": "LIGHTFM_TLS_CLIENT_KEY_FILE",
     "lightfm_tls_server_name": "LIGHTFM_TLS_SERVER_NAME",
+    "kafka_security_protocol": "KAFKA_SECURITY_PROTOCOL",
+    "kafka_sasl_mechanism": "KAFKA_SASL_MECHANISM",
+    "kafka_sasl_username": "KAFKA_SASL_USERNAME",
+    "kafka_sasl_password": "KAFKA_SASL_PASSWORD",
+    "kafka_sasl_password_file": "KAFKA_SASL_PASSWORD_FILE",
+    "kafka_msk_region": "KAFKA_MSK_REGION",
+    "kafka_msk_role_arn": "KAFKA_MSK_ROLE_ARN",
+    "kafka_ssl_cafile": "KAFKA_SSL_CAFILE",
+    "kafka_ssl_certfile": "KAFKA_SSL_CERTFILE",
+    "kafka_ssl_keyfile": "KAFKA_SSL_KEYFILE",
+    "kafka_ssl_check_hostname": "KAFKA_SSL_CHECK_HOSTNAME",
+    "database_sslmode": "DATABASE_SSLMODE",
+    "database_sslrootcert": "DATABASE_SSLROOTCERT",
+    "database_sslcert": "DATABASE_SSLCERT",
+    "database_sslkey": "DATABASE_SSLKEY",
+    "snowflake_private_key_path": "SNOWFLAKE_PRIVATE_KEY_PATH",
+    "snowflake_private_key_passphrase": "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE",
+    "snowflake_private_key_passphrase_file": "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE",
     "jwt_max_lifetime_s": "JWT_MAX_LIFETIME_S",
     "jwt_issuer": "JWT_ISSUER",
 }

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.kafka.security import KafkaSecurity
 from adapters.kafka.socket_leak import construct_closing_on_failure, fix_kafka_python_socket_leak
 from domain.errors import DependencyUnavailable
 
@@ -31,6 +32,7 @@ def ensure_topic(
     replication_factor: int,
     *,
     timeout_s: float = 10.0,
+    security: KafkaSecurity | None = None,
 ) -> TopicState:
     """Create `topic` unless it exists, and wait until every partition has a leader.
 
@@ -48,6 +50,7 @@ def ensure_topic(
         admin = construct_closing_on_failure(
             KafkaAdminClient,
             {
+                **(security or KafkaSecurity()).client_config(),
                 "bootstrap_servers": [s.strip() for s in bootstrap_servers.split(",") if s.strip()],
                 "client_id": "feedrec-provisioning",
                 "bootstrap_timeout_ms": timeout_ms,

@@ -3,16 +3,20 @@ Kafka `ApiVersions` request?
 
 Non-critical: events wait in the outbox while the brokers are down, so the API keeps
 answering. The probe is one plain socket round trip (no client threads), which also
-cooperates with gevent once the socket module is patched.
+cooperates with gevent once the socket module is patched. Over SSL and SASL_SSL the socket is
+wrapped in the clients' TLS context (the broker's certificate is verified); ApiVersions needs
+no SASL login (Kafka answers it before authentication).
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import time
 
 from adapters.kafka.admin import COMPONENT
+from adapters.kafka.security import KafkaSecurity
 from ports.health import ComponentHealth
 
 _API_VERSIONS = 18
@@ -24,9 +28,12 @@ class KafkaHealth:
     name = COMPONENT
     critical = False
 
-    def __init__(self, bootstrap_servers: str, timeout_s: float = 0.5) -> None:
+    def __init__(
+        self, bootstrap_servers: str, timeout_s: float = 0.5, security: KafkaSecurity | None = None
+    ) -> None:
         self._servers = [s.strip() for s in bootstrap_servers.split(",") if s.strip()]
         self._timeout_s = timeout_s
+        self._tls = security.ssl_context() if security is not None and security.uses_tls else None
 
     def check(self) -> ComponentHealth:
         if not self._servers:
@@ -39,7 +46,7 @@ class KafkaHealth:
                 problems.append(f"{server}: no time left")
                 break
             try:
-                count = _api_versions(server, remaining)
+                count = _api_versions(server, remaining, self._tls)
             except (OSError, ValueError) as err:
                 problems.append(f"{server}: {type(err).__name__}: {err}")
                 continue
@@ -47,11 +54,14 @@ class KafkaHealth:
         return ComponentHealth(False, "; ".join(problems))
 
 
-def _api_versions(server: str, timeout_s: float) -> int:
+def _api_versions(server: str, timeout_s: float, tls: ssl.SSLContext | None = None) -> int:
     """Send ApiVersions v0 to `server` ("host:port"); the number of APIs it supports."""
     host, _, port = server.rpartition(":")
+    host = host.strip("[]")
     request = struct.pack(">hhih", _API_VERSIONS, 0, _CORRELATION_ID, len(_CLIENT_ID)) + _CLIENT_ID
-    with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as sock:
+    raw = socket.create_connection((host, int(port)), timeout=timeout_s)
+    # wrap_socket takes the descriptor over from `raw`: close whichever socket holds it
+    with tls.wrap_socket(raw, server_hostname=host) if tls is not None else raw as sock:
         sock.sendall(struct.pack(">i", len(request)) + request)
         (size,) = struct.unpack(">i", _read_exactly(sock, 4))
         if not 10 <= size <= 1_000_000:

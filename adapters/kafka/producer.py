@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from adapters.kafka.security import KafkaSecurity
 from adapters.kafka.socket_leak import construct_closing_on_failure, fix_kafka_python_socket_leak
 from domain.outbox import PendingMessage
 from ports.event_bus import PublishOutcome
@@ -51,8 +52,10 @@ class KafkaEventBus:
         schema_version: str = SCHEMA_VERSION,
         connect_timeout_s: float = 2.0,
         request_timeout_s: float = 10.0,
+        security: KafkaSecurity | None = None,
     ) -> None:
         self._config: dict[str, Any] = {
+            **(security or KafkaSecurity()).client_config(),
             "bootstrap_servers": [s.strip() for s in bootstrap_servers.split(",") if s.strip()],
             "client_id": client_id,
             "enable_idempotence": True,

@@ -19,8 +19,12 @@ def fix_kafka_python_socket_leak() -> None:
     gets to it, then a ``ResourceWarning``), so a relay that waits out a long outage would
     run out of descriptors. Every client this package creates applies the fix first; the test
     harness uses it too. Harmless once kafka-python fixes it (closing twice is a no-op).
+    The TLS handshake leaks the same way (`KafkaSSLTransport.handshake` raising, e.g. on a
+    certificate it does not trust): that socket is closed too.
     """
     from kafka.net.inet import KafkaNetSocket
+
+    _close_failed_tls_handshakes()
 
     original = KafkaNetSocket.sock_connect
     if getattr(original, "_closes_on_failure", False):
@@ -64,3 +68,21 @@ def construct_closing_on_failure(constructor: Callable[..., _T], config: Mapping
             with contextlib.suppress(Exception):
                 client.close()
         raise
+
+
+def _close_failed_tls_handshakes() -> None:
+    from kafka.net.transport import KafkaSSLTransport
+
+    original = KafkaSSLTransport.handshake
+    if getattr(original, "_closes_on_failure", False):
+        return
+
+    async def handshake(self: Any) -> Any:
+        try:
+            return await original(self)
+        except BaseException:
+            self._close()  # at once: close() would wait to flush a connection never made
+            raise
+
+    handshake._closes_on_failure = True  # type: ignore[attr-defined]
+    KafkaSSLTransport.handshake = handshake

@@ -9,12 +9,13 @@ from datetime import timedelta
 
 from adapters.dogstatsd_metrics import DogStatsdMetrics
 from adapters.jwt_tokens import JwtTokens
+from adapters.kafka.security import KafkaSecurity
 from adapters.lightfm.channel import ClientTls, ServerTls
 from adapters.model_store import model_store_from_uri
 from adapters.null_observability import NullAnalytics, NullMetrics
 from adapters.segment_analytics import SegmentAnalytics
-from app.secrets import jwt_secret, public_key
-from app.settings import Settings
+from app.secrets import jwt_secret, public_key, secret_or_file
+from app.settings import Settings, SettingsError
 from domain.cursor import CursorCodec
 from ports.model_store import ModelStore
 from ports.observability import Analytics, Metrics
@@ -76,3 +77,26 @@ def model_server_tls(settings: Settings) -> ServerTls | None:
         settings.lightfm_tls_key_file,
         settings.lightfm_tls_client_ca_file,
     )
+
+
+def kafka_security(settings: Settings) -> KafkaSecurity:
+    """How every Kafka client (relay producer, topic provisioning, health probe) connects."""
+    try:
+        return KafkaSecurity(
+            protocol=settings.kafka_security_protocol.upper(),
+            sasl_mechanism=settings.kafka_sasl_mechanism.upper(),
+            username=settings.kafka_sasl_username,
+            password=secret_or_file(
+                settings.kafka_sasl_password,
+                settings.kafka_sasl_password_file,
+                "KAFKA_SASL_PASSWORD",
+            ),
+            msk_region=settings.kafka_msk_region,
+            msk_role_arn=settings.kafka_msk_role_arn,
+            ssl_cafile=settings.kafka_ssl_cafile,
+            ssl_certfile=settings.kafka_ssl_certfile,
+            ssl_keyfile=settings.kafka_ssl_keyfile,
+            ssl_check_hostname=settings.kafka_ssl_check_hostname,
+        )
+    except ValueError as err:
+        raise SettingsError(str(err)) from err

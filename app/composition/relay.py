@@ -15,7 +15,7 @@ from adapters.sql.engine import make_engine
 from adapters.sql.leases import PgSessionLeases, SqlLeases
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from adapters.system_clock import SystemClock
-from app.composition.common import metrics_from
+from app.composition.common import kafka_security, metrics_from
 from app.settings import Settings
 from domain.relay import LeaseKeeper, OutboxRelay, RelayPacing
 from ports.clock import Clock
@@ -128,6 +128,7 @@ def _kafka_bus(settings: Settings) -> EventBus | None:
         compression_type=None
         if settings.kafka_compression == "none"
         else settings.kafka_compression,
+        security=kafka_security(settings),
     )
 
 
@@ -137,4 +138,5 @@ def _ensure_topic(settings: Settings) -> None:
         settings.kafka_topic,
         settings.kafka_topic_partitions,
         settings.kafka_replication_factor,
+        security=kafka_security(settings),
     )

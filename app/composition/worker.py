@@ -35,6 +35,7 @@ from app.composition.experiments import (
     impressions_exporter,
     reporter,
 )
+from app.secrets import snowflake_private_key
 from app.settings import Settings
 from domain.nightly_readout import NightlyReadout, RetrainThenReadout
 from domain.nightly_retrain import NightlyRetrain
@@ -94,7 +95,8 @@ class RetrainComposition:
 
 
 def snowflake_connect_kwargs(settings: Settings) -> dict[str, Any]:
-    """What `snowflake.connector.connect` gets for the run log."""
+    """What `snowflake.connector.connect` gets for the run log: a password, or with
+    SNOWFLAKE_PRIVATE_KEY_PATH the key-pair sign-in (raises SettingsError for a bad key)."""
     kwargs: dict[str, Any] = {
         "account": settings.snowflake_account,
         "user": settings.snowflake_user,
@@ -108,6 +110,10 @@ def snowflake_connect_kwargs(settings: Settings) -> dict[str, Any]:
         "network_timeout": 60,
         "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
     }
+    private_key = snowflake_private_key(settings)
+    if private_key is not None:  # key-pair sign-in: the connector signs a JWT with the key
+        del kwargs["password"]
+        kwargs.update(authenticator="SNOWFLAKE_JWT", private_key=private_key)
     if settings.snowflake_warehouse:
         kwargs["warehouse"] = settings.snowflake_warehouse
     if settings.snowflake_host:

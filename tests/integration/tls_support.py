@@ -37,9 +37,9 @@ class TestCa:
         self.ca_file = str(folder / f"{name.replace(' ', '-')}.pem")
         Path(self.ca_file).write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, name: str, *, server: bool) -> Pem:
-        """A leaf for `name`: a server certificate valid for localhost and 127.0.0.1, or a
-        client certificate."""
+    def issue(self, name: str, *, server: bool, loopback: bool = True) -> Pem:
+        """A leaf for `name`: a server certificate valid for localhost and 127.0.0.1 (with
+        `loopback`; else for `name` alone), or a client certificate."""
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
@@ -47,11 +47,12 @@ class TestCa:
             x509.ExtendedKeyUsage([usage]), critical=False
         )
         if server:
-            names: list[x509.GeneralName] = [
-                x509.DNSName("localhost"),
-                x509.DNSName(name),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            ]
+            names: list[x509.GeneralName] = [x509.DNSName(name)]
+            if loopback:
+                names += [
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         cert = builder.sign(self._key, hashes.SHA256())
         cert_file, key_file = self._folder / f"{name}.crt", self._folder / f"{name}.key"
