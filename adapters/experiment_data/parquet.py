@@ -25,11 +25,11 @@ _IMPRESSION_COLUMNS = [
     "fallback_reason",
     "served_at",
 ]
-#: Read as dictionaries (a few distinct values each, repeated on many rows): the parquet
-#: files store them so, and the readout works on the codes (`columns.variant_days`).
+#: Read as dictionaries (few distinct values, repeated on many rows), and coded by their
+#: dictionaries. Not viewers and sessions: too many distinct values for the file's
+#: dictionary page, so the reader would hash every row only for the readout to hash the
+#: result again (read plain, measured 11% less CPU at 5M impressions).
 _DICTIONARY_COLUMNS = {
-    "user_id",
-    "feed_session_id",
     "video_id",
     "experiment_variant_id",
     "fallback_reason",
