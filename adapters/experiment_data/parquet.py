@@ -1,5 +1,5 @@
-"""`ExperimentData` on the parquet exports: the impressions and interactions datasets, only
-the window's day folders opened, only the columns the readout needs read."""
+"""`ExperimentData` on the parquet exports: the impressions and interactions datasets, a day
+folder of the window at a time, only the columns the readout needs read."""
 
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ _IMPRESSION_COLUMNS = [
     "fallback_reason",
     "served_at",
 ]
-#: Read as dictionaries (a few distinct values each, repeated on many rows): the parquet
-#: files store them so, and the readout works on the codes (`columns.variant_days`).
+#: Read as dictionaries (few distinct values, repeated on many rows), and coded by their
+#: dictionaries. Not viewers and sessions: too many distinct values for the file's
+#: dictionary page, so the reader would hash every row only for the readout to hash the
+#: result again (read plain, measured 11% less CPU at 5M impressions).
 _DICTIONARY_COLUMNS = {
-    "user_id",
-    "feed_session_id",
     "video_id",
     "experiment_variant_id",
     "fallback_reason",
@@ -63,36 +63,36 @@ class ParquetExperimentData:
 
     def _variant_days(self, start: date, end: date) -> Sequence[VariantDay]:
         days = [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
-        impressions = _read(
-            self._impressions, IMPRESSION_SCHEMA, _IMPRESSION_COLUMNS, days, self._s3
+        # A day folder at a time: what bounds the readout's memory.
+        impressions = (
+            _read(self._impressions, IMPRESSION_SCHEMA, _IMPRESSION_COLUMNS, day, self._s3)
+            for day in days
         )
-        interactions = _read(
-            self._interactions, EXPORT_SCHEMA, _INTERACTION_COLUMNS, days, self._s3
+        interactions = (
+            _read(self._interactions, EXPORT_SCHEMA, _INTERACTION_COLUMNS, day, self._s3)
+            for day in days
         )
         return variant_days(impressions, interactions, start, end)
 
 
-def _read(
-    uri: str, schema: pa.Schema, columns: list[str], days: list[str], s3: str | None
-) -> pa.Table:
+def _read(uri: str, schema: pa.Schema, columns: list[str], day: str, s3: str | None) -> pa.Table:
     with store_errors("listing the export"):
         fs, root = export_filesystem(uri, s3)
         files = [
             entry.path
-            for day in days
             for entry in fs.get_file_info(
                 pafs.FileSelector(f"{root}/date={day}", allow_not_found=True)
             )
             if FILE_NAME.fullmatch(entry.base_name)
         ]
+    dictionaries = [c for c in columns if c in _DICTIONARY_COLUMNS]
+    fields = [
+        pa.field(f.name, pa.dictionary(pa.int32(), f.type)) if f.name in dictionaries else f
+        for f in schema
+    ]
     if not files:
         return pa.table({c: pa.array([], schema.field(c).type) for c in columns})
     try:
-        dictionaries = [c for c in columns if c in _DICTIONARY_COLUMNS]
-        fields = [
-            pa.field(f.name, pa.dictionary(pa.int32(), f.type)) if f.name in dictionaries else f
-            for f in schema
-        ]
         reading = ds.ParquetFileFormat(
             read_options=ds.ParquetReadOptions(dictionary_columns=dictionaries)
         )

@@ -58,4 +58,4 @@ class SqlExperimentData:
             {name: [row[i] for row in events] for i, name in enumerate(_INTERACTION_COLUMNS)},
             schema=schema,
         )
-        return variant_days(impression_table, interaction_table, start, end)
+        return variant_days([impression_table], [interaction_table], start, end)
