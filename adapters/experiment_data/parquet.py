@@ -3,8 +3,10 @@ folder of the window at a time, only the columns the readout needs read."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, timedelta
+from functools import partial
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -64,15 +66,29 @@ class ParquetExperimentData:
     def _variant_days(self, start: date, end: date) -> Sequence[VariantDay]:
         days = [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
         # A day folder at a time: what bounds the readout's memory.
-        impressions = (
-            _read(self._impressions, IMPRESSION_SCHEMA, _IMPRESSION_COLUMNS, day, self._s3)
+        impressions = _ahead(
+            partial(_read, self._impressions, IMPRESSION_SCHEMA, _IMPRESSION_COLUMNS, day, self._s3)
             for day in days
         )
-        interactions = (
-            _read(self._interactions, EXPORT_SCHEMA, _INTERACTION_COLUMNS, day, self._s3)
+        interactions = _ahead(
+            partial(_read, self._interactions, EXPORT_SCHEMA, _INTERACTION_COLUMNS, day, self._s3)
             for day in days
         )
         return variant_days(impressions, interactions, start, end)
+
+
+def _ahead(reads: Iterable[Callable[[], pa.Table]]) -> Iterator[pa.Table]:
+    """The reads' tables in order, each next one read on a thread of its own while the caller
+    works on the last (two parts in memory at most): the second core decodes parquet."""
+    with ThreadPoolExecutor(1) as pool:
+        pending: Future[pa.Table] | None = None
+        for read in reads:
+            following = pool.submit(read)
+            if pending is not None:
+                yield pending.result()
+            pending = following
+        if pending is not None:
+            yield pending.result()
 
 
 def _read(uri: str, schema: pa.Schema, columns: list[str], day: str, s3: str | None) -> pa.Table:
