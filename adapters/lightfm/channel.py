@@ -3,8 +3,9 @@ replicas, and TLS (optionally mutual) on the channel.
 
 `LIGHTFM_TARGET` is `host:port` (a DNS name resolving to several replicas uses them all), a
 gRPC target URI (`dns:///`, `ipv4:`, `ipv6:`, `unix:`) or several comma-separated `ip:port`;
-every channel picks replicas round-robin (`ROUND_ROBIN`), so a replica that goes away only
-takes its in-flight calls with it, and the one retry of UNAVAILABLE lands on another.
+every channel picks replicas round-robin (`ROUND_ROBIN`); a replica that goes away fails the
+calls in flight on it with UNAVAILABLE (connection reset), and the client's retry of them
+lands on another.
 """
 
 from __future__ import annotations
