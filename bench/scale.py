@@ -1,7 +1,7 @@
 """Scale benchmark: approximate retrieval over a large catalogue, and model-service replicas.
 
     python bench/scale.py                      (1M videos: about 5 minutes on 2 shared cores)
-    python bench/scale.py --items 10000000     (the issue's 10M x 64; ~30 GB free memory)
+    python bench/scale.py --items 10000000     (the issue's 10M x 64: ~20 GB free, about an hour)
 
 On a synthetic catalogue of `--items` videos x 64 components drawn around planted tastes
 (`tests.integration.lightfm_support.clustered_artifact`):
@@ -13,7 +13,15 @@ On a synthetic catalogue of `--items` videos x 64 components drawn around plante
    calls/s, each call excluding 500 videos;
 4. closed-loop throughput of two `lightfm` processes behind one round-robin channel against one,
    with the load generator's CPU share (it runs on the same 2 cores: above ~50% it, not the
-   replicas, is the bottleneck).
+   replicas, is the bottleneck), at `--replica-items` videos (at most 1M by default: two 10M
+   replicas would need ~13 GB resident and twice that while loading).
+
+Memory at 10M (what keeps it near 20 GB): the catalogue is drawn a million rows at a time; the
+index is built from a million ranking vectors at a time; the exact reference of the recall is
+computed by blocks of items for all viewers at once (the exact scan's own latency is timed on
+`EXACT_TIMED` viewers); the artifact is written to disk as a stream and this process drops its
+copies before the model process loads its own. Measured at 10M: this process peaked at 15.8 GB
+(building the index), the model process at 14.1 GB while loading, one after the other.
 
 The retrain over 100M interactions is not measured here. Human-readable lines, then one JSON
 line. Exits non-zero when an RPC fails.
@@ -22,11 +30,14 @@ line. Exits non-zero when an RPC fails.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -36,13 +47,15 @@ if str(REPO_ROOT) not in sys.path:  # `tests` is not an installed package
 import faiss  # noqa: E402
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
 
-from adapters.lightfm.ann import with_index  # noqa: E402
+from adapters.lightfm.ann import ranking_vectors, with_index  # noqa: E402
+from adapters.lightfm.artifact import ModelArtifact  # noqa: E402
 from adapters.lightfm.channel import open_channel  # noqa: E402
 from adapters.lightfm.client import DEFAULT_CHANNEL_OPTIONS  # noqa: E402
 from adapters.lightfm.scorer import LoadedModel  # noqa: E402
 from adapters.model_store.local import LocalModelStore  # noqa: E402
-from bench.scoring import LightfmProcess, _wait_serving, drive  # noqa: E402 (its import: one BLAS thread per lightfm process)
+from bench.scoring import LightfmProcess, drive  # noqa: E402 (its import: one BLAS thread per lightfm process)
 from proto.lightfm.v2025_9 import recommender_pb2 as pb  # noqa: E402
 from proto.lightfm.v2025_9 import recommender_pb2_grpc as pb_grpc  # noqa: E402
 from tests.integration.lightfm_support import clustered_artifact  # noqa: E402
@@ -51,6 +64,17 @@ TOP = 50
 EXCLUDED = 500
 PACED_RATE = 200.0
 CALLERS = 8
+#: Items per block of the exact reference: [viewers, block] float32 scores (400 MB at 1,000).
+EXACT_BLOCK = 100_000
+#: Viewers whose exact `rank` is timed (each a full pass over the catalogue: ~0.3 s at 10M).
+EXACT_TIMED = 100
+#: A lightfm process reads, parses and indexes a 10M artifact in minutes on a busy machine.
+LOAD_TIMEOUT_S = 900.0
+#: Lists probed per query tried on the built index; the fewest reaching RECALL_GOAL are kept.
+#: 64 (LIGHTFM_ANN_NPROBE's default) held recall@50 0.999 at 1M (4,000 lists); on the same
+#: catalogue 32 gave 0.90 and 16 0.67.
+NPROBES = (64, 96, 128, 160, 192, 256)
+RECALL_GOAL = 0.96
 
 
 def peak_rss_mb() -> float:
@@ -69,96 +93,241 @@ def process_memory_mb(pid: int) -> tuple[float, float]:
     return resident, peak
 
 
+def release_memory() -> None:
+    """Hand freed memory back to the system: without `malloc_trim` this process kept ~4 GB of
+    freed heap after the 10M phases, and the model process loading next was OOM-killed."""
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def reset_peak_rss() -> None:
     # Linux: "5" resets VmHWM to the current RSS, so the next peak is the build's own.
     Path("/proc/self/clear_refs").write_text("5")
 
 
+def exact_reference(artifact: ModelArtifact, viewers: int) -> list[set[int]]:
+    """Per viewer u000000..., the item indices of the exact scan's top `TOP` (seen videos left
+    out, as `LoadedModel.rank` does), computed for all viewers at once by blocks of items: one
+    [viewers, block] product per block instead of `viewers` passes over the whole catalogue."""
+    k = artifact.no_components
+    users = np.ones((viewers, k + 1), dtype=np.float32)
+    users[:, :k] = artifact.user_embeddings[:viewers]
+    best_scores = np.full((viewers, 0), -np.inf, dtype=np.float32)
+    best_items = np.empty((viewers, 0), dtype=np.int64)
+    n = len(artifact.item_ids)
+    for start in range(0, n, EXACT_BLOCK):
+        stop = min(start + EXACT_BLOCK, n)
+        scores = users @ ranking_vectors(artifact, slice(start, stop)).T
+        for viewer in range(viewers):
+            seen = artifact.seen_by(viewer)
+            inside = seen[(seen >= start) & (seen < stop)] - start
+            scores[viewer, inside] = -np.inf
+        merged_scores = np.concatenate((best_scores, scores), axis=1)
+        merged_items = np.concatenate(
+            (best_items, np.broadcast_to(np.arange(start, stop), (viewers, stop - start))), axis=1
+        )
+        keep = np.argpartition(-merged_scores, TOP - 1, axis=1)[:, :TOP]
+        best_scores = np.take_along_axis(merged_scores, keep, axis=1)
+        best_items = np.take_along_axis(merged_items, keep, axis=1)
+    return [set(row.tolist()) for row in best_items]
+
+
+def recall_by_nprobe(
+    artifact: ModelArtifact, truth: list[set[int]]
+) -> tuple[npt.NDArray[np.uint8], dict[int, float], int]:
+    """Recall@TOP of the approximate path at each of NPROBES lists probed (search only: the
+    path re-scores its candidates exactly, so its top-TOP holds every true one it was offered),
+    and the index set to the fewest lists reaching RECALL_GOAL (the most tried if none does).
+    A fixed probe count loses recall as the catalogue grows: its lists grow with sqrt(n)."""
+    assert artifact.ann_index is not None
+    index = faiss.deserialize_index(artifact.ann_index)
+    ivf = faiss.extract_index_ivf(index)
+    k = artifact.no_components
+    recalls: dict[int, float] = {}
+    for nprobe in NPROBES:
+        ivf.nprobe = min(nprobe, ivf.nlist)
+        found = []
+        for viewer, expected in enumerate(truth):
+            query = np.ones((1, k + 1), dtype=np.float32)
+            query[0, :k] = artifact.user_embeddings[viewer]
+            seen = artifact.seen_by(viewer)
+            _, ids = index.search(query, TOP + len(seen))
+            found.append(len(expected & set(ids[0].tolist())) / TOP)
+        recalls[int(ivf.nprobe)] = float(np.mean(found))
+    chosen = next((n for n, r in recalls.items() if r >= RECALL_GOAL), max(recalls))
+    ivf.nprobe = chosen
+    blob: npt.NDArray[np.uint8] = faiss.serialize_index(index)
+    return blob, recalls, chosen
+
+
 def recall_and_latency(
-    exact: LoadedModel, approximate: LoadedModel, viewers: int
+    artifact: ModelArtifact, truth: list[set[int]], viewers: int
 ) -> dict[str, float]:
-    recalls, exact_ms, approximate_ms = [], [], []
-    for i in range(viewers):
-        user = f"u{i:06d}"
+    """Recall@TOP of the approximate path (the artifact carries its index) against the exact
+    scan, and in-process `rank` latencies of both. One scorer at a time: each holds the item
+    matrix and id maps (~4 GB at 10M)."""
+    exact = LoadedModel(replace(artifact, ann_index=None))
+    exact_ms, agreement = [], []
+    for i in range(min(viewers, EXACT_TIMED)):
         started = time.perf_counter()
-        truth = {video for video, _ in exact.rank(user, TOP).items}
+        answer = exact.rank(f"u{i:06d}", TOP).items
         exact_ms.append((time.perf_counter() - started) * 1000)
+        # The blockwise reference is the exact scan's answer (but for float rounding).
+        agreement.append(len({int(video[1:]) for video, _ in answer} & truth[i]) / TOP)
+    del exact
+    approximate = LoadedModel(artifact)
+    recalls, approximate_ms = [], []
+    for i in range(viewers):
         started = time.perf_counter()
-        found = {video for video, _ in approximate.rank(user, TOP).items}
+        found = {int(video[1:]) for video, _ in approximate.rank(f"u{i:06d}", TOP).items}
         approximate_ms.append((time.perf_counter() - started) * 1000)
-        recalls.append(len(truth & found) / TOP)
+        recalls.append(len(truth[i] & found) / TOP)
     return {
         "ann_recall_at_50": float(np.mean(recalls)),
         "ann_recall_at_50_min": float(np.min(recalls)),
+        "exact_reference_agreement": float(np.mean(agreement)),
         "rank_exact_p50_ms": float(np.percentile(exact_ms, 50)),
         "rank_ann_p50_ms": float(np.percentile(approximate_ms, 50)),
         "rank_ann_p99_ms": float(np.percentile(approximate_ms, 99)),
     }
 
 
-def rpc_figures(
-    store_root: Path, requests: list[pb.RecommendRequest], seconds: float
-) -> dict[str, float]:
-    servers = [LightfmProcess(store_root), LightfmProcess(store_root)]
-    failures: list[str] = []
+def store_artifact(artifact: ModelArtifact, root: Path) -> None:
+    """Publish `artifact` in a local store at `root`, written to disk as a stream first (a
+    `to_bytes()` at 10M would hold ~12 GB: the buffer and its copy)."""
+    staged = root / "staged.npz"
+    with staged.open("wb") as stream:
+        artifact.write(stream)
+    store = LocalModelStore(root / "store")
+    store.put(artifact.info.version, staged.read_bytes(), artifact.info)
+    store.publish(artifact.info.version)
+    staged.unlink()
+
+
+def requests_for(items: int, viewers: int) -> list[pb.RecommendRequest]:
+    rng = np.random.default_rng(5)
+    return [
+        pb.RecommendRequest(
+            user_id=f"u{i % viewers:06d}",
+            limit=TOP,
+            exclude_video_ids=[f"v{j:07d}" for j in rng.choice(items, EXCLUDED).tolist()],
+        )
+        for i in range(200)
+    ]
+
+
+def start_serving(store_root: Path, count: int) -> list[LightfmProcess]:
+    """`count` lightfm processes serving the store's model, started one after the other (a
+    process loading a 10M model briefly holds twice what it keeps)."""
+    servers: list[LightfmProcess] = []
     try:
-        ports = [server.port for server in servers]
-        one = open_channel(f"127.0.0.1:{ports[0]}", DEFAULT_CHANNEL_OPTIONS)
-        both = open_channel(",".join(f"127.0.0.1:{p}" for p in ports), DEFAULT_CHANNEL_OPTIONS)
-        for port in ports:
-            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-                _wait_serving(pb_grpc.RecommenderStub(channel))
-        stub_one, stub_both = pb_grpc.RecommenderStub(one), pb_grpc.RecommenderStub(both)
-        drive(stub_both, requests, CALLERS, 2.0, None)  # warm-up of both replicas
-        paced, failed, _, _ = drive(stub_one, requests, CALLERS, seconds, PACED_RATE)
-        failures += failed
-        single, failed, single_s, _ = drive(stub_one, requests, CALLERS, seconds, None)
-        failures += failed
-        double, failed, double_s, double_cpu = drive(stub_both, requests, CALLERS, seconds, None)
-        failures += failed
-        one.close()
-        both.close()
-        replica_rss_mb, replica_peak_mb = process_memory_mb(servers[0].process.pid)
-    finally:
-        codes = [server.stop() for server in servers]
+        for _ in range(count):
+            servers.append(LightfmProcess(store_root))
+            with grpc.insecure_channel(f"127.0.0.1:{servers[-1].port}") as channel:
+                stub = pb_grpc.RecommenderStub(channel)
+                deadline = time.monotonic() + LOAD_TIMEOUT_S
+                while True:
+                    try:
+                        stub.DescribeModel(pb.DescribeModelRequest(), timeout=5)
+                        break
+                    except grpc.RpcError:
+                        code = servers[-1].process.poll()
+                        if code is not None:  # -9: most likely the OOM killer
+                            raise RuntimeError(f"lightfm exited with {code} loading") from None
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.5)
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
+
+
+def stopped(servers: list[LightfmProcess], failures: list[str]) -> None:
+    codes = [server.stop() for server in servers]
     if failures or any(codes):
         print(f"FAILED: {len(failures)} failed RPCs {failures[:3]}, server exits {codes}")
         raise SystemExit(1)
-    cores = os.cpu_count() or 1
+
+
+def paced_figures(
+    store_root: Path, requests: list[pb.RecommendRequest], seconds: float
+) -> dict[str, float]:
+    """Recommend through one lightfm process, paced at PACED_RATE, with EXCLUDED exclusions."""
+    started = time.perf_counter()
+    servers = start_serving(store_root, 1)
+    load_s = time.perf_counter() - started
+    failures: list[str] = []
+    try:
+        one = open_channel(f"127.0.0.1:{servers[0].port}", DEFAULT_CHANNEL_OPTIONS)
+        stub = pb_grpc.RecommenderStub(one)
+        drive(stub, requests, CALLERS, 2.0, None)  # warm-up
+        paced, failed, _, _ = drive(stub, requests, CALLERS, seconds, PACED_RATE)
+        failures += failed
+        one.close()
+        replica_rss_mb, replica_peak_mb = process_memory_mb(servers[0].process.pid)
+    finally:
+        stopped(servers, failures)
     figures = {
         "rpc_p50_ms": float(np.percentile(paced, 50)),
         "rpc_p99_ms": float(np.percentile(paced, 99)),
-        "rps_1_replica": len(single) / single_s,
-        "rps_2_replicas": len(double) / double_s,
-        "loadgen_cpu_share_2_replicas": double_cpu / double_s / cores,
+        "replica_load_s": load_s,
         "replica_rss_mb": replica_rss_mb,
         "replica_peak_rss_mb": replica_peak_mb,
     }
-    figures["replicas_2_vs_1"] = figures["rps_2_replicas"] / figures["rps_1_replica"]
     print(
         f"Recommend paced at {PACED_RATE:.0f}/s with {EXCLUDED} exclusions: "
         f"p50 {figures['rpc_p50_ms']:.2f} ms, p99 {figures['rpc_p99_ms']:.2f} ms "
         f"({len(paced)} calls)"
     )
     print(
-        f"closed loop, {CALLERS} callers: 1 replica {figures['rps_1_replica']:.0f} calls/s, "
-        f"2 replicas {figures['rps_2_replicas']:.0f} calls/s "
-        f"(x{figures['replicas_2_vs_1']:.2f}; load generator used "
-        f"{figures['loadgen_cpu_share_2_replicas']:.0%} of {cores} cores)"
+        f"one lightfm process: serving after {load_s:.0f} s, {replica_rss_mb:.0f} MB resident, "
+        f"peak {replica_peak_mb:.0f} MB"
     )
-    print(f"one lightfm replica: {replica_rss_mb:.0f} MB resident, peak {replica_peak_mb:.0f} MB")
     return figures
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--items", type=int, default=1_000_000)
-    parser.add_argument("--viewers", type=int, default=1_000)
-    parser.add_argument("--seconds", type=float, default=10.0, help="per RPC measurement")
-    args = parser.parse_args()
-    label = f"{args.items // 1_000_000}m" if args.items >= 1_000_000 else f"{args.items // 1000}k"
+def replica_figures(
+    store_root: Path, requests: list[pb.RecommendRequest], seconds: float, items: int
+) -> dict[str, float]:
+    """Closed-loop calls/s of two lightfm processes behind one round-robin channel against one."""
+    servers = start_serving(store_root, 2)
+    failures: list[str] = []
+    try:
+        ports = [server.port for server in servers]
+        one = open_channel(f"127.0.0.1:{ports[0]}", DEFAULT_CHANNEL_OPTIONS)
+        both = open_channel(",".join(f"127.0.0.1:{p}" for p in ports), DEFAULT_CHANNEL_OPTIONS)
+        stub_one, stub_both = pb_grpc.RecommenderStub(one), pb_grpc.RecommenderStub(both)
+        drive(stub_both, requests, CALLERS, 2.0, None)  # warm-up of both replicas
+        single, failed, single_s, _ = drive(stub_one, requests, CALLERS, seconds, None)
+        failures += failed
+        double, failed, double_s, double_cpu = drive(stub_both, requests, CALLERS, seconds, None)
+        failures += failed
+        one.close()
+        both.close()
+    finally:
+        stopped(servers, failures)
+    cores = os.cpu_count() or 1
+    figures = {
+        "replica_items": items,
+        "rps_1_replica": len(single) / single_s,
+        "rps_2_replicas": len(double) / double_s,
+        "loadgen_cpu_share_2_replicas": double_cpu / double_s / cores,
+    }
+    figures["replicas_2_vs_1"] = figures["rps_2_replicas"] / figures["rps_1_replica"]
+    print(
+        f"closed loop at {items:,} videos, {CALLERS} callers: 1 replica "
+        f"{figures['rps_1_replica']:.0f} calls/s, 2 replicas {figures['rps_2_replicas']:.0f} "
+        f"calls/s (x{figures['replicas_2_vs_1']:.2f}; load generator used "
+        f"{figures['loadgen_cpu_share_2_replicas']:.0%} of {cores} cores)"
+    )
+    return figures
 
-    artifact = clustered_artifact(args.items, args.viewers, seen_per_user=20, seed=11)
+
+def indexed_catalogue(items: int, viewers: int) -> tuple[ModelArtifact, float, float]:
+    """The synthetic catalogue with its index, the build's seconds and peak memory added (MB)."""
+    artifact = clustered_artifact(items, viewers, seen_per_user=20, seed=11)
     faiss.omp_set_num_threads(os.cpu_count() or 1)  # the nightly job builds on every core
     reset_peak_rss()
     before_mb = peak_rss_mb()
@@ -167,41 +336,77 @@ def main() -> int:
     build_s = time.perf_counter() - started
     build_mb = peak_rss_mb() - before_mb
     faiss.omp_set_num_threads(1)
+    return indexed, build_s, build_mb
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--viewers", type=int, default=1_000)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per RPC measurement")
+    parser.add_argument(
+        "--replica-items", type=int, default=None, help="default: --items, at most 1,000,000"
+    )
+    args = parser.parse_args()
+    replica_items = args.replica_items or min(args.items, 1_000_000)
+    label = f"{args.items // 1_000_000}m" if args.items >= 1_000_000 else f"{args.items // 1000}k"
+
+    indexed, build_s, build_mb = indexed_catalogue(args.items, args.viewers)
     assert indexed.ann_index is not None
+    index_mb = indexed.ann_index.nbytes / 1e6
     print(
         f"index over {args.items:,} videos x 64: built in {build_s:.1f} s, "
-        f"peak memory +{build_mb:.0f} MB, {indexed.ann_index.nbytes / 1e6:.0f} MB stored"
+        f"peak memory +{build_mb:.0f} MB, {index_mb:.0f} MB stored"
     )
     result: dict[str, float | int | str] = {
         "items": args.items,
         "index_build_s": build_s,
         "index_build_peak_mb": build_mb,
-        "index_mb": indexed.ann_index.nbytes / 1e6,
+        "index_mb": index_mb,
     }
-    figures = recall_and_latency(LoadedModel(artifact), LoadedModel(indexed), args.viewers)
+    truth = exact_reference(indexed, args.viewers)
+    blob, recalls, nprobe = recall_by_nprobe(indexed, truth)
+    indexed = replace(indexed, ann_index=blob)
+    del blob
+    print(
+        "recall@50 by lists probed: "
+        + ", ".join(f"{n}: {r:.3f}" for n, r in recalls.items())
+        + f"; the index probes {nprobe} of {round(4 * args.items**0.5):,}"
+    )
+    result["ann_nprobe"] = nprobe
+    result |= {f"ann_recall_at_50_nprobe_{n}": r for n, r in recalls.items()}
+    figures = recall_and_latency(indexed, truth, args.viewers)
     result |= figures
     print(
         f"recall@50 vs the exact scan on {args.viewers} viewers: {figures['ann_recall_at_50']:.3f}"
         f" (worst {figures['ann_recall_at_50_min']:.2f}); rank p50 exact "
         f"{figures['rank_exact_p50_ms']:.2f} ms, approximate {figures['rank_ann_p50_ms']:.2f} ms"
+        f" (blockwise reference = exact rank on {figures['exact_reference_agreement']:.1%}"
+        f" of the top-{TOP} of {EXACT_TIMED} viewers)"
     )
-    rng = np.random.default_rng(5)
-    requests = [
-        pb.RecommendRequest(
-            user_id=f"u{i % args.viewers:06d}",
-            limit=TOP,
-            exclude_video_ids=[f"v{j:07d}" for j in rng.choice(args.items, EXCLUDED).tolist()],
-        )
-        for i in range(200)
-    ]
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as folder:
-        store = LocalModelStore(Path(folder))
-        store.put(indexed.info.version, indexed.to_bytes(), indexed.info)
-        store.publish(indexed.info.version)
-        del artifact, indexed
-        rpc = rpc_figures(Path(folder), requests, args.seconds)
+        store_artifact(indexed, Path(folder))
+        del indexed  # this process's copies go before the model process loads its own
+        release_memory()
+        rpc = paced_figures(
+            Path(folder) / "store", requests_for(args.items, args.viewers), args.seconds
+        )
     result |= rpc
     result[f"rpc_p99_ms_{label}"] = rpc["rpc_p99_ms"]
+    with tempfile.TemporaryDirectory(prefix="bench-scale-replicas-") as folder:
+        if replica_items != args.items:
+            print(f"two replicas against one at {replica_items:,} videos, not {args.items:,}")
+        small, _, _ = indexed_catalogue(replica_items, args.viewers)
+        store_artifact(small, Path(folder))
+        del small
+        release_memory()
+        result |= replica_figures(
+            Path(folder) / "store",
+            requests_for(replica_items, args.viewers),
+            args.seconds,
+            replica_items,
+        )
+    result["parent_peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
     return 0
 

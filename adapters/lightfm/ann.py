@@ -17,6 +17,7 @@ looked at.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 import faiss
@@ -32,12 +33,22 @@ DEFAULT_NPROBE = 64
 _TRAIN_POINTS_PER_LIST = 40
 
 
-def ranking_vectors(artifact: ModelArtifact) -> npt.NDArray[np.float32]:
-    """[n_items, k + 1]: each item's embedding with its ranking bias (bias + prior) appended,
-    the vectors the exact scorer multiplies a `[user vector, 1.0]` query with."""
-    vectors = np.empty((len(artifact.item_ids), artifact.no_components + 1), dtype=np.float32)
-    vectors[:, :-1] = artifact.item_embeddings
-    vectors[:, -1] = artifact.ranking_biases
+#: Rows of ranking vectors made and added to the index at a time by `with_index`: the full
+#: [n, k + 1] copy would be ~2.6 GB at 10M items, on top of the index and its bytes.
+_ADD_CHUNK = 1_000_000
+
+
+def ranking_vectors(
+    artifact: ModelArtifact, rows: npt.NDArray[np.int64] | slice = slice(None)
+) -> npt.NDArray[np.float32]:
+    """[n_items, k + 1] (or the `rows` given): each item's embedding with its ranking bias
+    (bias + prior) appended, the vectors the exact scorer multiplies a `[user vector, 1.0]`
+    query with."""
+    embeddings = artifact.item_embeddings[rows]
+    assert artifact.item_prior is not None
+    vectors = np.empty((embeddings.shape[0], artifact.no_components + 1), dtype=np.float32)
+    vectors[:, :-1] = embeddings
+    vectors[:, -1] = artifact.item_biases[rows] + artifact.item_prior[rows]
     return vectors
 
 
@@ -49,25 +60,45 @@ def build_index(
     About 4 sqrt(n) lists. Raises ValueError for an empty or non-finite matrix.
     """
     data = np.ascontiguousarray(vectors, dtype=np.float32)
-    n, d = data.shape
-    if n == 0 or not np.isfinite(data).all():
+    return _build(len(data), data.shape[1], lambda rows: data[rows], nprobe, seed)
+
+
+def with_index(artifact: ModelArtifact, *, nprobe: int = DEFAULT_NPROBE) -> ModelArtifact:
+    """`artifact` carrying an index over its ranking vectors (the same bytes as
+    `build_index(ranking_vectors(artifact))`, made a chunk of rows at a time)."""
+    dim = artifact.no_components + 1
+    blob = _build(
+        len(artifact.item_ids), dim, lambda rows: ranking_vectors(artifact, rows), nprobe, 0
+    )
+    return replace(artifact, ann_index=blob)
+
+
+def _build(
+    n: int,
+    d: int,
+    rows_of: Callable[[npt.NDArray[np.int64] | slice], npt.NDArray[np.float32]],
+    nprobe: int,
+    seed: int,
+) -> npt.NDArray[np.uint8]:
+    if n == 0:
         raise ValueError("an index needs at least one item and finite vectors")
     lists = max(1, min(n // _TRAIN_POINTS_PER_LIST, round(4 * math.sqrt(n))))
     quantizer = faiss.IndexFlatIP(d)
     index = faiss.IndexIVFFlat(quantizer, d, lists, faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = seed
     sample_size = min(n, lists * _TRAIN_POINTS_PER_LIST)
-    sample = data[np.random.default_rng(seed).choice(n, sample_size, replace=False)]
-    index.train(sample)
-    index.add(data)
+    index.train(_finite(rows_of(np.random.default_rng(seed).choice(n, sample_size, replace=False))))
+    for start in range(0, n, _ADD_CHUNK):
+        index.add(_finite(rows_of(slice(start, start + _ADD_CHUNK))))
     index.nprobe = min(nprobe, lists)
     blob: npt.NDArray[np.uint8] = faiss.serialize_index(index)
     return blob
 
 
-def with_index(artifact: ModelArtifact, *, nprobe: int = DEFAULT_NPROBE) -> ModelArtifact:
-    """`artifact` carrying an index over its ranking vectors."""
-    return replace(artifact, ann_index=build_index(ranking_vectors(artifact), nprobe=nprobe))
+def _finite(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    if not np.isfinite(vectors).all():
+        raise ValueError("an index needs at least one item and finite vectors")
+    return vectors
 
 
 class CandidateIndex:

@@ -11,7 +11,7 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -112,6 +112,13 @@ class ModelArtifact:
 
     def to_bytes(self) -> bytes:
         """The artifact as `.npz` bytes; identical models give identical bytes."""
+        buffer = io.BytesIO()
+        self.write(buffer)
+        return buffer.getvalue()
+
+    def write(self, stream: BinaryIO) -> None:
+        """Write `to_bytes()`'s bytes to `stream` (seekable) without holding them in memory: a
+        10M-video artifact is ~6 GB."""
         header = {"format": FORMAT, "info": model_info_to_json(self.info)}
         members: dict[str, npt.NDArray[Any]] = {
             "header": np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8),
@@ -124,14 +131,12 @@ class ModelArtifact:
             members["item_prior"] = self.item_prior
         if self.ann_index is not None:
             members["ann_index"] = self.ann_index
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             for name, array in members.items():
                 # ZipInfo with a fixed date: np.savez would stamp the current time.
                 entry = zipfile.ZipInfo(f"{name}.npy", _ZIP_EPOCH)
                 with zf.open(entry, "w", force_zip64=True) as f:
                     np.lib.format.write_array(f, array, allow_pickle=False)
-        return buffer.getvalue()
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> ModelArtifact:

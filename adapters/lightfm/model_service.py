@@ -143,6 +143,10 @@ class ModelService:
     def _read(self, version: str) -> LoadedModel:
         blob = self._store.get(version)
         try:
-            return LoadedModel.from_artifact(ModelArtifact.from_bytes(blob))
+            artifact = ModelArtifact.from_bytes(blob)
+            # Dropped once parsed, before the scorer copies the arrays: at 10M videos the
+            # bytes, the artifact and the scorer are ~6 GB each.
+            del blob
+            return LoadedModel.from_artifact(artifact)
         except ValueError as err:
             raise CorruptArtifactError(f"model {version!r} is not a usable artifact") from err
