@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,12 @@ from scipy.sparse import coo_matrix
 
 from adapters.lightfm.artifact import ModelArtifact
 from adapters.lightfm.evaluation import evaluate, popularity_scores
-from adapters.lightfm.interactions import InteractionPairs, TrainingInteractions, aggregate_pairs
+from adapters.lightfm.interactions import (
+    InteractionPairs,
+    PairWindow,
+    TrainingInteractions,
+    aggregate_pairs,
+)
 from adapters.lightfm.prior import popularity_prior
 from domain.model import ModelInfo, new_model_version
 
@@ -124,29 +130,41 @@ class LightFMTrainer:
 
     def train(
         self,
-        interactions: TrainingInteractions,
+        interactions: TrainingInteractions | PairWindow,
         window_start: datetime,
         window_end: datetime,
         trained_at: datetime,
+        *,
+        budget_s: float | None = None,
     ) -> ModelArtifact:
         """A model of `interactions` (events from [window_start, window_end)), versioned by
         `trained_at` and a fingerprint of its parameters. `metrics` is left None: evaluation
-        needs held-out data, see `evaluate`. Raises ValueError when there is no positive pair."""
-        return self.fit(interactions, window_start, window_end, trained_at).artifact
+        needs held-out data, see `evaluate`. Raises ValueError when there is no positive pair.
+        With `budget_s`, see `fit`."""
+        return self.fit(
+            interactions, window_start, window_end, trained_at, budget_s=budget_s
+        ).artifact
 
     def fit(
         self,
-        interactions: TrainingInteractions,
+        interactions: TrainingInteractions | PairWindow,
         window_start: datetime,
         window_end: datetime,
         trained_at: datetime,
         *,
         checkpoint: Callable[[int, ModelArtifact], bool] | None = None,
         every: int = 5,
+        budget_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> FittedModel:
         """`train`, also returning the fitted `lightfm.LightFM`. With `checkpoint`, training
         pauses every `every` epochs to call `checkpoint(epochs so far, artifact so far)` and
-        stops early when it returns False (the search's early stopping)."""
+        stops early when it returns False (the search's early stopping).
+
+        With `budget_s`, training goes an epoch at a time and ends within about that many
+        seconds: when the first epoch shows that `seeds` models would not fit, it keeps as many
+        as would (at least one); it starts no epoch that the last one's pace says would end
+        past the budget. The artifact's params record the epochs and seeds actually trained."""
         pairs = aggregate_pairs(interactions)
         positive = pairs.weights > 0
         if not positive.any():
@@ -163,14 +181,24 @@ class LightFMTrainer:
         # 1/seeds), item vectors side by side, biases averaged. It lowers the run-to-run spread.
         models = [self._lightfm(self.seed + offset) for offset in range(self.seeds)]
         done = 0
+        began = clock()
         while done < self.epochs:
             step = self.epochs - done if checkpoint is None else min(every, self.epochs - done)
+            if budget_s is not None:
+                step = 1
+            step_began = clock()
             for model in models:
                 model.fit_partial(
                     matrix, sample_weight=weights, epochs=step, num_threads=self.num_threads
                 )
             done += step
-            if checkpoint is not None and done < self.epochs:
+            if budget_s is not None and done < self.epochs:
+                pace = (clock() - step_began) / len(models)  # seconds per model-epoch
+                if done == 1 and pace * self.epochs * len(models) > budget_s:
+                    models = models[: max(1, int(budget_s / (pace * self.epochs)))]
+                if clock() - began + pace * len(models) > budget_s:
+                    break
+            if checkpoint is not None and done < self.epochs and done % every == 0:
                 partial = self._artifact(
                     interactions, pairs, models, window_start, window_end, trained_at, done
                 )
@@ -183,7 +211,7 @@ class LightFMTrainer:
 
     def _artifact(  # noqa: PLR0917 (one call site, the fit's own state)
         self,
-        interactions: TrainingInteractions,
+        interactions: TrainingInteractions | PairWindow,
         pairs: InteractionPairs,
         models: list[Any],
         window_start: datetime,
@@ -209,7 +237,7 @@ class LightFMTrainer:
             n_items=shape[1],
             n_interactions=len(interactions),
             metrics=None,
-            params={**self.params(), "epochs": str(epochs)},
+            params={**self.params(), "epochs": str(epochs), "seeds": str(len(models))},
         )
         return ModelArtifact(
             info=info,
