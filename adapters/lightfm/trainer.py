@@ -181,24 +181,16 @@ class LightFMTrainer:
         # 1/seeds), item vectors side by side, biases averaged. It lowers the run-to-run spread.
         models = [self._lightfm(self.seed + offset) for offset in range(self.seeds)]
         done = 0
-        began = clock()
-        while done < self.epochs:
+        if budget_s is not None:
+            models, done = self._fit_within(budget_s, models, matrix, weights, clock)
+        while budget_s is None and done < self.epochs:
             step = self.epochs - done if checkpoint is None else min(every, self.epochs - done)
-            if budget_s is not None:
-                step = 1
-            step_began = clock()
             for model in models:
                 model.fit_partial(
                     matrix, sample_weight=weights, epochs=step, num_threads=self.num_threads
                 )
             done += step
-            if budget_s is not None and done < self.epochs:
-                pace = (clock() - step_began) / len(models)  # seconds per model-epoch
-                if done == 1 and pace * self.epochs * len(models) > budget_s:
-                    models = models[: max(1, int(budget_s / (pace * self.epochs)))]
-                if clock() - began + pace * len(models) > budget_s:
-                    break
-            if checkpoint is not None and done < self.epochs and done % every == 0:
+            if checkpoint is not None and done < self.epochs:
                 partial = self._artifact(
                     interactions, pairs, models, window_start, window_end, trained_at, done
                 )
@@ -208,6 +200,35 @@ class LightFMTrainer:
             self._artifact(interactions, pairs, models, window_start, window_end, trained_at, done),
             models[0],
         )
+
+    def _fit_within(
+        self,
+        budget_s: float,
+        models: list[Any],
+        matrix: coo_matrix,
+        weights: coo_matrix | None,
+        clock: Callable[[], float],
+    ) -> tuple[list[Any], int]:
+        """(models kept, epochs trained) within about `budget_s` seconds (see `fit`): the first
+        model's first epoch sets how many seeds fit; no epoch starts that the last one's pace
+        says would end past the budget."""
+        began = clock()
+
+        def epoch(model: Any) -> None:
+            model.fit_partial(matrix, sample_weight=weights, epochs=1, num_threads=self.num_threads)
+
+        epoch(models[0])
+        fitting = int(budget_s / max((clock() - began) * self.epochs, 1e-9))
+        models = models[: max(1, fitting)]
+        for model in models[1:]:
+            epoch(model)
+        done, round_s = 1, clock() - began
+        while done < self.epochs and clock() - began + round_s <= budget_s:
+            started = clock()
+            for model in models:
+                epoch(model)
+            done, round_s = done + 1, clock() - started
+        return models, done
 
     def _artifact(  # noqa: PLR0917 (one call site, the fit's own state)
         self,

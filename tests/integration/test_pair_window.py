@@ -12,6 +12,7 @@ import adapters.pair_window as pair_window
 from adapters.interaction_columns import TrainingInteractions
 from adapters.lightfm.interactions import aggregate_pairs
 from adapters.lightfm.prior import decayed_positives
+from adapters.lightfm.trainer import LightFMTrainer
 from adapters.pair_window import PairWindow, PairWindowBuilder
 from app.demo_data import generate_interactions
 
@@ -108,3 +109,15 @@ def test_a_user_sample_keeps_whole_users() -> None:
     assert 0.2 < len(kept) / len(everyone) < 0.4
     pairs_of_kept = np.isin(window.keys >> 32, list(kept))
     assert len(sample.keys) == int(pairs_of_kept.sum())
+
+
+def test_a_training_budget_bounds_seeds_then_epochs() -> None:
+    trainer = LightFMTrainer(epochs=4, seeds=3, no_components=8)
+    window = streamed(events(), parts=2)
+
+    unbounded = trainer.train(window, END - timedelta(days=10), END, END, budget_s=1e9)
+    starved = trainer.train(window, END - timedelta(days=10), END, END, budget_s=1e-9)
+
+    assert (unbounded.info.params["epochs"], unbounded.info.params["seeds"]) == ("4", "3")
+    assert (starved.info.params["epochs"], starved.info.params["seeds"]) == ("1", "1")
+    assert starved.item_embeddings.shape[1] == 8
