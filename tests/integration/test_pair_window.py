@@ -10,6 +10,7 @@ import pytest
 
 import adapters.pair_window as pair_window
 from adapters.interaction_columns import TrainingInteractions
+from adapters.lightfm import evaluation
 from adapters.lightfm.interactions import aggregate_pairs
 from adapters.lightfm.prior import decayed_positives
 from adapters.lightfm.trainer import LightFMTrainer
@@ -121,3 +122,21 @@ def test_a_training_budget_bounds_seeds_then_epochs() -> None:
     assert (unbounded.info.params["epochs"], unbounded.info.params["seeds"]) == ("4", "3")
     assert (starved.info.params["epochs"], starved.info.params["seeds"]) == ("1", "1")
     assert starved.item_embeddings.shape[1] == 8
+
+
+def test_the_search_check_scores_the_same_a_batch_of_users_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = events()
+    fit, held_out = rows.split_at(SPLIT)
+    artifact = LightFMTrainer(epochs=2, no_components=8, prior_weight=1.0).train(
+        fit, END - timedelta(days=10), SPLIT, END
+    )
+    weights = (0.0, 1.0, 4.0)
+    whole = evaluation.blend_quality(artifact, held_out, weights)
+
+    monkeypatch.setattr(evaluation, "_BATCH_CELLS", len(artifact.item_ids) * 7)
+    batched = evaluation.blend_quality(artifact, held_out, weights)
+
+    assert np.allclose(batched, whole, rtol=1e-12, atol=0)
+    assert whole[0][0] > 0
