@@ -92,9 +92,7 @@ class SyntheticInteractions:
                 yield SyntheticEvent(user, video, INTERACTION_TYPES[kind], watch, occurred)
 
 
-def as_stored(
-    events: Iterable[SyntheticEvent], id_prefix: str
-) -> Iterator[StoredInteraction]:
+def as_stored(events: Iterable[SyntheticEvent], id_prefix: str) -> Iterator[StoredInteraction]:
     """Generated events as stored history: event ids `<id_prefix>-<n>`, received when they
     happened, no recommendation score (for seeding a database)."""
     for index, event in enumerate(events):
@@ -121,10 +119,13 @@ def generate_interactions(
     seed: int,
     end: datetime,
     n_clusters: int = 20,
+    event_seed: int | None = None,
 ) -> SyntheticInteractions:
     """`n_interactions` events of `n_users` users on `n_videos` videos, spread uniformly over
     the `days` days before `end` (aware). Ids look like `u000123` and `v004567`. The same
-    arguments always give the same data."""
+    arguments always give the same data. With `event_seed`, the events are drawn from it and
+    the tastes and popularity from `seed`: calls that differ only in it (and `end`) are days
+    of one history, generated a day at a time."""
     if min(n_users, n_videos, days, n_clusters) < 1 or n_interactions < 0:
         raise ValueError("sizes must be positive")
     if end.utcoffset() is None:
@@ -141,6 +142,8 @@ def generate_interactions(
     user_clusters = rng.choice(n_clusters, size=n_users, p=cluster_share).astype(np.int32)
     video_popularity = _zipf(n_videos, 1.0, rng)
     activity = rng.lognormal(0.0, 1.0, size=n_users)
+    if event_seed is not None:
+        rng = np.random.default_rng(event_seed)
 
     users = _sample(activity / activity.sum(), n_interactions, rng).astype(np.int32)
     in_cluster = rng.random(n_interactions) < IN_CLUSTER_SHARE

@@ -152,6 +152,9 @@ class Settings:
     retrain_search_budget_s: float = 120.0
     #: TRAIN_SEEDS: models averaged into one published model (lowers the run-to-run spread).
     train_seeds: int = 3
+    #: RETRAIN_TRAIN_BUDGET_S: seconds the candidate's training, and its refit, may each take
+    #: (fewer seeds, then fewer epochs, when the window is large); 0: no bound.
+    retrain_train_budget_s: float = 900.0
     #: RETRAIN_LEASE_TTL_S: seconds the retrain lease outlives its last renewal (at each stage).
     retrain_lease_ttl_s: int = 7200
     #: SNOWFLAKE_ACCOUNT: Snowflake account of the run log; empty keeps the run log in the
@@ -389,6 +392,7 @@ ENV_NAMES: dict[str, str] = {
     "train_threads": "TRAIN_THREADS",
     "retrain_search_budget_s": "RETRAIN_SEARCH_BUDGET_S",
     "train_seeds": "TRAIN_SEEDS",
+    "retrain_train_budget_s": "RETRAIN_TRAIN_BUDGET_S",
     "retrain_lease_ttl_s": "RETRAIN_LEASE_TTL_S",
     "snowflake_account": "SNOWFLAKE_ACCOUNT",
     "snowflake_user": "SNOWFLAKE_USER",

@@ -15,6 +15,12 @@ back, train LightFM (WARP, 64 components, 30 epochs, 2 threads), evaluate the ne
 DescribeModel). Stage times come from the run's progress callbacks; peak memory is the
 child's VmHWM (the worker process alone: not the model service, not PostgreSQL).
 
+`--interactions N` (e.g. 100000000) measures instead the job over a 90-day window of N events
+whose older 89 days are already exported (`bench/window_export.py` writes them a day at a
+time) and whose newest day is exported from PostgreSQL by the job itself; its JSON carries
+`retrain_<N>_s` (the job end to end) and `retrain_<N>_peak_rss_mb` (the job's process), e.g.
+`retrain_100m_s`, and the seconds of every stage. Targets at 100M: <= 2,700 s, <= 12,288 MB.
+
 Human lines, then one JSON line for the largest size (`rows`, `export_s`, `read_s`,
 `train_s`, `evaluate_s`, `publish_s`, `total_s`, `peak_rss_mb`, plus every size under
 `sizes`). Targets: 10M rows end to end <= 600 s and <= 4096 MB on 2 cores. Exit 1 when a run
@@ -50,6 +56,7 @@ import pyarrow.csv as pacsv  # noqa: E402
 from adapters.lightfm.interactions import INTERACTION_TYPES  # noqa: E402
 from adapters.sql.migrations import upgrade_database  # noqa: E402
 from app.demo_data import SyntheticInteractions, generate_interactions  # noqa: E402
+from bench.window_export import WINDOW_DAYS, newest_day, write_exported_days  # noqa: E402
 from domain.retrain import Stage  # noqa: E402
 from tests.servers import free_port, start_postgres, wait_for_port  # noqa: E402
 
@@ -177,23 +184,115 @@ def measure(size: int, args: argparse.Namespace, postgres: Any, tmp: Path) -> di
         stack.callback(postgres.drop_database, database)
         seed_s = seed(postgres.url_for(database), postgres.libpq_url(database), data)
         del data
-        port = free_port()
-        env = {
-            **os.environ,
-            "FEEDREC_DATA_DIR": str(work),
-            "DATABASE_URL": postgres.url_for(database),
-            "MODEL_STORE_URI": str(work / "models"),
-            "EXPORT_URI": str(work / "exports"),
-            "EXPORT_LAG_S": "0",
-            "LIGHTFM_BIND": f"127.0.0.1:{port}",
-            "LIGHTFM_TARGET": f"127.0.0.1:{port}",
-            "LIGHTFM_POLL_INTERVAL_S": "0",
-            "TRAIN_EPOCHS": str(args.epochs),
-            "TRAIN_COMPONENTS": str(args.components),
-            "TRAIN_THREADS": str(args.threads),
-            "LOG_LEVEL": "WARNING",
-        }
-        work.mkdir(parents=True)
+        result = run_job(postgres.url_for(database), work, args)
+    stages, run = result["stages"], result["run"]
+    return {
+        "rows": size,
+        "users": n_users,
+        "videos": n_videos,
+        "status": run["status"],
+        "error": run["error"],
+        "rows_exported": run["rows_exported"],
+        "rows_trained": run["rows_trained"],
+        "export_s": round(stages.get("export", 0.0), 2),
+        "read_s": round(stages.get("read", 0.0), 2),
+        "train_s": round(stages.get("train", 0.0), 2),
+        "evaluate_s": round(stages.get("evaluate", 0.0), 2),
+        "refit_s": round(stages.get("refit", 0.0), 2),
+        "publish_s": round(stages.get("publish", 0.0) + stages.get("confirm", 0.0), 2),
+        "stages_s": {name: round(seconds, 2) for name, seconds in stages.items()},
+        "total_s": round(result["total_s"], 2),
+        "peak_rss_mb": round(result["peak_rss_mb"], 1),
+        "peak_rss_mb_after_stage": {k: round(v) for k, v in result["peak_mb_after"].items()},
+        "candidate_metrics": run["candidate_metrics"],
+        "generate_s": round(generate_s, 2),
+        "seed_s": round(seed_s, 2),
+    }
+
+
+def measure_window(rows: int, args: argparse.Namespace, postgres: Any, tmp: Path) -> dict[str, Any]:
+    """`bench.window_export`'s 90-day window of `rows` events: 89 days written to the export,
+    the newest in PostgreSQL; then the nightly job over it."""
+    per_day = rows // WINDOW_DAYS
+    shape = (max(rows // 100, 10), max(rows // 500, 10))
+    end = datetime.now(UTC) - timedelta(minutes=1)
+    work = tmp / f"window-{rows}"
+    started = time.monotonic()
+    last_id = write_exported_days(
+        work / "exports", shape, per_day, end - timedelta(days=1), WINDOW_DAYS - 1
+    )
+    write_s = time.monotonic() - started
+    print(f"wrote {last_id:,} rows as 89 days of export in {write_s:.1f} s", flush=True)
+    database = postgres.create_database("bench_window")
+    with contextlib.ExitStack() as stack:
+        stack.callback(postgres.drop_database, database)
+        url, libpq = postgres.url_for(database), postgres.libpq_url(database)
+        upgrade_database(url)
+        connection = psycopg2.connect(libpq)
+        try:
+            with connection, connection.cursor() as cursor:
+                # As if earlier nights exported the older days: ids continue after theirs.
+                cursor.execute(
+                    "SELECT setval(pg_get_serial_sequence('user_interactions', 'id'), %s)",
+                    (last_id,),
+                )
+                cursor.execute(
+                    "INSERT INTO export_watermarks (name, last_id, updated_at) "
+                    "VALUES ('user_interactions', %s, now())",
+                    (last_id,),
+                )
+        finally:
+            connection.close()
+        newest = newest_day(shape, per_day, end)
+        seed_s = seed(url, libpq, newest)
+        del newest
+        result = run_job(url, work, args)
+    stages, run = result["stages"], result["run"]
+    label = _label(rows)
+    return {
+        "interactions": rows,
+        "users": shape[0],
+        "videos": shape[1],
+        "status": run["status"],
+        "error": run["error"],
+        "rows_exported": run["rows_exported"],
+        "rows_trained": run["rows_trained"],
+        "stages_s": {name: round(seconds, 2) for name, seconds in stages.items()},
+        "peak_rss_mb_after_stage": {k: round(v) for k, v in result["peak_mb_after"].items()},
+        "candidate_metrics": run["candidate_metrics"],
+        "note": run["note"],
+        "write_export_s": round(write_s, 2),
+        "seed_newest_day_s": round(seed_s, 2),
+        f"retrain_{label}_s": round(result["total_s"], 2),
+        f"retrain_{label}_peak_rss_mb": round(result["peak_rss_mb"], 1),
+    }
+
+
+def _label(rows: int) -> str:
+    return f"{rows // 1_000_000}m" if rows >= 1_000_000 else f"{rows // 1000}k"
+
+
+def run_job(database_url: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The nightly job in a child process of its own (`child`), next to a model service
+    started for it; returns the child's JSON line."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "FEEDREC_DATA_DIR": str(work),
+        "DATABASE_URL": database_url,
+        "MODEL_STORE_URI": str(work / "models"),
+        "EXPORT_URI": str(work / "exports"),
+        "EXPORT_LAG_S": "0",
+        "LIGHTFM_BIND": f"127.0.0.1:{port}",
+        "LIGHTFM_TARGET": f"127.0.0.1:{port}",
+        "LIGHTFM_POLL_INTERVAL_S": "0",
+        "TRAIN_EPOCHS": str(args.epochs),
+        "TRAIN_COMPONENTS": str(args.components),
+        "TRAIN_THREADS": str(args.threads),
+        "LOG_LEVEL": "WARNING",
+    }
+    work.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
         with (work / "lightfm.log").open("wb") as log:
             service = subprocess.Popen(
                 [sys.executable, "-m", "app.lightfm_main"], cwd=REPO_ROOT, env=env, stderr=log
@@ -211,27 +310,7 @@ def measure(size: int, args: argparse.Namespace, postgres: Any, tmp: Path) -> di
     if done.returncode != 0:
         raise RuntimeError(f"the retrain child failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    stages, run = result["stages"], result["run"]
-    return {
-        "rows": size,
-        "users": n_users,
-        "videos": n_videos,
-        "status": run["status"],
-        "error": run["error"],
-        "rows_exported": run["rows_exported"],
-        "rows_trained": run["rows_trained"],
-        "export_s": round(stages.get("export", 0.0), 2),
-        "read_s": round(stages.get("read", 0.0), 2),
-        "train_s": round(stages.get("train", 0.0), 2),
-        "evaluate_s": round(stages.get("evaluate", 0.0), 2),
-        "publish_s": round(stages.get("publish", 0.0) + stages.get("confirm", 0.0), 2),
-        "total_s": round(result["total_s"], 2),
-        "peak_rss_mb": round(result["peak_rss_mb"], 1),
-        "peak_rss_mb_after_stage": {k: round(v) for k, v in result["peak_mb_after"].items()},
-        "candidate_metrics": run["candidate_metrics"],
-        "generate_s": round(generate_s, 2),
-        "seed_s": round(seed_s, 2),
-    }
+    return result
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -250,9 +329,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--components", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--interactions",
+        type=int,
+        default=0,
+        help="instead of --sizes: a 90-day window of this many events, 89 days already "
+        "exported, the newest in PostgreSQL (bench/window_export.py)",
+    )
     args = parser.parse_args(argv)
     if args.child:
         return child()
+    if args.interactions:
+        return window_main(args)
     sizes = sorted(int(size) for size in args.sizes.split(","))
     print(f"load average before: {os.getloadavg()}", flush=True)
     results = []
@@ -286,6 +374,27 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(summary), flush=True)
     return 0 if all(result["status"] == "succeeded" for result in results) else 1
+
+
+def window_main(args: argparse.Namespace) -> int:
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-retrain-window-") as folder:
+        postgres = start_postgres()
+        try:
+            result = measure_window(args.interactions, args, postgres, Path(folder))
+        finally:
+            postgres.close()
+    print(f"load average after: {os.getloadavg()}", flush=True)
+    label = _label(args.interactions)
+    stages = ", ".join(f"{name} {seconds} s" for name, seconds in result["stages_s"].items())
+    print(
+        f"{args.interactions:,} interactions over {WINDOW_DAYS} days: {stages}; total "
+        f"{result[f'retrain_{label}_s']} s, peak RSS of the job "
+        f"{result[f'retrain_{label}_peak_rss_mb']} MB; {result['status']}",
+        flush=True,
+    )
+    print(json.dumps({**result, "cores": os.cpu_count()}), flush=True)
+    return 0 if result["status"] == "succeeded" else 1
 
 
 if __name__ == "__main__":

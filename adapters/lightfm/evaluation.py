@@ -214,21 +214,27 @@ def blend_quality(
         eval_users, n_relevant = eval_users[keep], n_relevant[keep]
     known = items >= 0
     relevant_keys = np.sort(users[known] * n_items + items[known])
-    plain = artifact.user_embeddings[eval_users] @ artifact.item_embeddings.T
-    plain += artifact.item_biases
-    for row, user in enumerate(eval_users.tolist()):
-        plain[row, artifact.seen_by(user)] = -np.inf
     shown = min(k, n_items)
     discounts = 1.0 / np.log2(np.arange(2, shown + 2))
-    ideal = np.cumsum(discounts)[np.minimum(n_relevant, shown) - 1]
     assert artifact.item_prior is not None
-    out = []
-    for weight in prior_weights:
-        scores = plain + np.float32(weight) * artifact.item_prior
-        top = np.argpartition(-scores, shown - 1, axis=1)[:, :shown]
-        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
-        top = np.take_along_axis(top, order, axis=1)
-        found = np.isin(eval_users[:, None] * n_items + top, relevant_keys)
-        hits, gains = found.sum(axis=1), (found @ discounts) / ideal
-        out.append((float(hits.mean() / k), float(gains.mean())))
+    hits = np.zeros((len(prior_weights), len(eval_users)))
+    gains = np.zeros((len(prior_weights), len(eval_users)))
+    # Users a batch at a time: a score matrix of 10,000 users x 200k videos would be 8 GB.
+    rows_per_batch = max(1, _BATCH_CELLS // n_items)
+    for first in range(0, len(eval_users), rows_per_batch):
+        batch = eval_users[first : first + rows_per_batch]
+        part = slice(first, first + len(batch))
+        ideal = np.cumsum(discounts)[np.minimum(n_relevant[part], shown) - 1]
+        plain = artifact.user_embeddings[batch] @ artifact.item_embeddings.T
+        plain += artifact.item_biases
+        for row, user in enumerate(batch.tolist()):
+            plain[row, artifact.seen_by(user)] = -np.inf
+        for w, weight in enumerate(prior_weights):
+            scores = plain + np.float32(weight) * artifact.item_prior
+            top = np.argpartition(-scores, shown - 1, axis=1)[:, :shown]
+            order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
+            top = np.take_along_axis(top, order, axis=1)
+            found = np.isin(batch[:, None] * n_items + top, relevant_keys)
+            hits[w, part], gains[w, part] = found.sum(axis=1), (found @ discounts) / ideal
+    out = [(float(h.mean() / k), float(g.mean())) for h, g in zip(hits, gains, strict=True)]
     return out

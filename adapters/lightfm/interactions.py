@@ -9,10 +9,17 @@ import numpy as np
 import numpy.typing as npt
 
 from adapters.interaction_columns import INTERACTION_TYPES, TrainingInteractions
+from adapters.pair_window import PairWindow, split_keys
 from domain.interactions import InteractionType
 from domain.model import PAIR_WEIGHT_CAP
 
-__all__ = ["INTERACTION_TYPES", "InteractionPairs", "TrainingInteractions", "aggregate_pairs"]
+__all__ = [
+    "INTERACTION_TYPES",
+    "InteractionPairs",
+    "PairWindow",
+    "TrainingInteractions",
+    "aggregate_pairs",
+]
 
 _HIDE = INTERACTION_TYPES.index(InteractionType.HIDE)
 
@@ -38,8 +45,10 @@ class InteractionPairs:
         return np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
 
 
-def aggregate_pairs(interactions: TrainingInteractions) -> InteractionPairs:
+def aggregate_pairs(interactions: TrainingInteractions | PairWindow) -> InteractionPairs:
     """Group events by (user, video) and weigh each pair by `domain.model.pair_weight`."""
+    if isinstance(interactions, PairWindow):
+        return _window_pairs(interactions)
     used_users, user_index = _compact(interactions.user_codes, len(interactions.user_vocab))
     used_items, item_index = _compact(interactions.video_codes, len(interactions.video_vocab))
     n_items = max(len(used_items), 1)
@@ -56,6 +65,23 @@ def aggregate_pairs(interactions: TrainingInteractions) -> InteractionPairs:
         rows=(pair_keys // n_items).astype(np.int32),
         cols=(pair_keys % n_items).astype(np.int32),
         weights=weights.astype(np.float32),
+    )
+
+
+def _window_pairs(window: PairWindow) -> InteractionPairs:
+    """A window's pairs and rows as one set of pairs; the same weights its events would give."""
+    keys, sums = window.pair_sums()
+    users, videos = split_keys(keys)
+    del keys
+    used_users, user_index = _compact(users, len(window.rows.user_vocab))
+    used_items, item_index = _compact(videos, len(window.rows.video_vocab))
+    # Keys were sorted by (user code, video code) and compacting keeps code order: still sorted.
+    return InteractionPairs(
+        user_ids=window.rows.user_vocab[used_users],
+        item_ids=window.rows.video_vocab[used_items],
+        rows=user_index,
+        cols=item_index,
+        weights=np.where(np.isneginf(sums), 0.0, sums).astype(np.float32),
     )
 
 

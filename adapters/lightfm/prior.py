@@ -17,15 +17,18 @@ import numpy as np
 import numpy.typing as npt
 
 from adapters.interaction_columns import TrainingInteractions
+from adapters.pair_window import PairWindow
 
 _DAY_MS = 86_400_000
 _SAMPLE = 256
 
 
 def decayed_positives(
-    interactions: TrainingInteractions, window_end: datetime, half_life_days: float
+    interactions: TrainingInteractions | PairWindow, window_end: datetime, half_life_days: float
 ) -> tuple[npt.NDArray[np.str_], npt.NDArray[np.float64]]:
     """(video ids that occur, their decayed positive-event counts at `window_end`)."""
+    if isinstance(interactions, PairWindow):
+        return interactions.decayed_positives(window_end, half_life_days)
     used = np.flatnonzero(
         np.bincount(interactions.video_codes, minlength=len(interactions.video_vocab))
     )
@@ -41,7 +44,7 @@ def decayed_positives(
 
 
 def popularity_prior(
-    interactions: TrainingInteractions,
+    interactions: TrainingInteractions | PairWindow,
     item_ids: npt.NDArray[np.str_],
     window_end: datetime,
     half_life_days: float,

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 from adapters.lightfm.artifact import ModelArtifact
 from adapters.lightfm.evaluation import blend_quality
-from adapters.lightfm.interactions import TrainingInteractions
+from adapters.lightfm.interactions import PairWindow, TrainingInteractions
 from adapters.lightfm.trainer import LightFMTrainer
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Validation:
     """Trials train on `fit` (events of a window ending at `fit_end`, where the prior decays
     from) and are scored on `rows`."""
 
-    fit: TrainingInteractions
+    fit: TrainingInteractions | PairWindow
     rows: TrainingInteractions
     fit_end: datetime
 
@@ -107,7 +107,7 @@ def newest(training: TrainingInteractions, end: datetime, span: timedelta) -> Va
 
 def search(
     base: LightFMTrainer,
-    training: TrainingInteractions,
+    training: TrainingInteractions | PairWindow,
     start: datetime,
     end: datetime,
     budget_s: float,
@@ -119,7 +119,12 @@ def search(
     """The best configuration for rows `training` of [start, end) (see the module docstring),
     validated on the newest `validation_span` unless `validation` is given.
     With no budget or no validation rows, `base` unchanged and no trial."""
-    valid = validation or newest(training, end, validation_span)
+    if validation is not None:
+        valid = validation
+    elif isinstance(training, PairWindow):
+        raise ValueError("a PairWindow is searched with an explicit validation")
+    else:
+        valid = newest(training, end, validation_span)
     if budget_s <= 0 or len(valid.rows) == 0 or len(valid.fit) == 0:
         return SearchResult(base, ())
     deadline = clock() + budget_s

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,12 @@ from scipy.sparse import coo_matrix
 
 from adapters.lightfm.artifact import ModelArtifact
 from adapters.lightfm.evaluation import evaluate, popularity_scores
-from adapters.lightfm.interactions import InteractionPairs, TrainingInteractions, aggregate_pairs
+from adapters.lightfm.interactions import (
+    InteractionPairs,
+    PairWindow,
+    TrainingInteractions,
+    aggregate_pairs,
+)
 from adapters.lightfm.prior import popularity_prior
 from domain.model import ModelInfo, new_model_version
 
@@ -124,29 +130,41 @@ class LightFMTrainer:
 
     def train(
         self,
-        interactions: TrainingInteractions,
+        interactions: TrainingInteractions | PairWindow,
         window_start: datetime,
         window_end: datetime,
         trained_at: datetime,
+        *,
+        budget_s: float | None = None,
     ) -> ModelArtifact:
         """A model of `interactions` (events from [window_start, window_end)), versioned by
         `trained_at` and a fingerprint of its parameters. `metrics` is left None: evaluation
-        needs held-out data, see `evaluate`. Raises ValueError when there is no positive pair."""
-        return self.fit(interactions, window_start, window_end, trained_at).artifact
+        needs held-out data, see `evaluate`. Raises ValueError when there is no positive pair.
+        With `budget_s`, see `fit`."""
+        return self.fit(
+            interactions, window_start, window_end, trained_at, budget_s=budget_s
+        ).artifact
 
     def fit(
         self,
-        interactions: TrainingInteractions,
+        interactions: TrainingInteractions | PairWindow,
         window_start: datetime,
         window_end: datetime,
         trained_at: datetime,
         *,
         checkpoint: Callable[[int, ModelArtifact], bool] | None = None,
         every: int = 5,
+        budget_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> FittedModel:
         """`train`, also returning the fitted `lightfm.LightFM`. With `checkpoint`, training
         pauses every `every` epochs to call `checkpoint(epochs so far, artifact so far)` and
-        stops early when it returns False (the search's early stopping)."""
+        stops early when it returns False (the search's early stopping).
+
+        With `budget_s`, training goes an epoch at a time and ends within about that many
+        seconds: when the first epoch shows that `seeds` models would not fit, it keeps as many
+        as would (at least one); it starts no epoch that the last one's pace says would end
+        past the budget. The artifact's params record the epochs and seeds actually trained."""
         pairs = aggregate_pairs(interactions)
         positive = pairs.weights > 0
         if not positive.any():
@@ -163,7 +181,9 @@ class LightFMTrainer:
         # 1/seeds), item vectors side by side, biases averaged. It lowers the run-to-run spread.
         models = [self._lightfm(self.seed + offset) for offset in range(self.seeds)]
         done = 0
-        while done < self.epochs:
+        if budget_s is not None:
+            models, done = self._fit_within(budget_s, models, matrix, weights, clock)
+        while budget_s is None and done < self.epochs:
             step = self.epochs - done if checkpoint is None else min(every, self.epochs - done)
             for model in models:
                 model.fit_partial(
@@ -181,9 +201,38 @@ class LightFMTrainer:
             models[0],
         )
 
+    def _fit_within(
+        self,
+        budget_s: float,
+        models: list[Any],
+        matrix: coo_matrix,
+        weights: coo_matrix | None,
+        clock: Callable[[], float],
+    ) -> tuple[list[Any], int]:
+        """(models kept, epochs trained) within about `budget_s` seconds (see `fit`): the first
+        model's first epoch sets how many seeds fit; no epoch starts that the last one's pace
+        says would end past the budget."""
+        began = clock()
+
+        def epoch(model: Any) -> None:
+            model.fit_partial(matrix, sample_weight=weights, epochs=1, num_threads=self.num_threads)
+
+        epoch(models[0])
+        fitting = int(budget_s / max((clock() - began) * self.epochs, 1e-9))
+        models = models[: max(1, fitting)]
+        for model in models[1:]:
+            epoch(model)
+        done, round_s = 1, clock() - began
+        while done < self.epochs and clock() - began + round_s <= budget_s:
+            started = clock()
+            for model in models:
+                epoch(model)
+            done, round_s = done + 1, clock() - started
+        return models, done
+
     def _artifact(  # noqa: PLR0917 (one call site, the fit's own state)
         self,
-        interactions: TrainingInteractions,
+        interactions: TrainingInteractions | PairWindow,
         pairs: InteractionPairs,
         models: list[Any],
         window_start: datetime,
@@ -209,7 +258,7 @@ class LightFMTrainer:
             n_items=shape[1],
             n_interactions=len(interactions),
             metrics=None,
-            params={**self.params(), "epochs": str(epochs)},
+            params={**self.params(), "epochs": str(epochs), "seeds": str(len(models))},
         )
         return ModelArtifact(
             info=info,

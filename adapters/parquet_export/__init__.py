@@ -54,7 +54,8 @@ then rows are kept by `start <= occurred_at < end`. A day without a file is simp
 as is an export never written. A file that cannot be read as this schema (truncated, not
 parquet, a column missing) raises `CorruptExportError` naming it; the retrain reports that as
 its failed "read" stage. A store that cannot be reached raises
-`DependencyUnavailable("export")`.
+`DependencyUnavailable("export")`. `read_training_days` gives the same rows a daily partition
+at a time, for a window too large to hold as events (`adapters.pair_window`).
 """
 
 from adapters.parquet_export._layout import (
@@ -65,7 +66,7 @@ from adapters.parquet_export._layout import (
     export_filesystem,
 )
 from adapters.parquet_export.exporter import ExportedRow, ExportSource, ParquetExporter
-from adapters.parquet_export.reader import read_training_window
+from adapters.parquet_export.reader import read_training_days, read_training_window
 
 __all__ = [
     "EXPORT_SCHEMA",
@@ -76,5 +77,6 @@ __all__ = [
     "ExportedRow",
     "ParquetExporter",
     "export_filesystem",
+    "read_training_days",
     "read_training_window",
 ]

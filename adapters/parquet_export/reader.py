@@ -3,7 +3,8 @@ way: ids stay dictionary-encoded from the parquet pages to the vocabulary-plus-c
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -59,26 +60,67 @@ def read_training_window(
         raise ValueError("start and end must be timezone-aware")
     if end <= start:
         return _training(_TRAINING_SCHEMA.empty_table(), uri)
+    opened = _open(uri, s3_endpoint)
+    if opened is None:
+        return _training(_TRAINING_SCHEMA.empty_table(), uri)
     day = ds.field(PARTITION_COLUMN)
     days = (day >= partition_of(start)) & (day <= partition_of(end - _ONE_MICROSECOND))
-    moment = ds.field("occurred_at")
-    window = (moment >= pa.scalar(start, UTC_MICROSECONDS)) & (
-        moment < pa.scalar(end, UTC_MICROSECONDS)
+    return _training(_read(*opened, days, _moments(start, end)), uri)
+
+
+def read_training_days(
+    uri: str, start: datetime, end: datetime, *, s3_endpoint: str | None = None
+) -> Iterator[TrainingInteractions]:
+    """`read_training_window`, one daily partition at a time (oldest first), each with its own
+    vocabularies: memory holds one day's rows, not the window's. A row exported twice lies in
+    one day (its `occurred_at`'s), so dropping copies within a day drops them all. Days
+    without rows are skipped; errors as `read_training_window`, raised by the day they are in.
+    """
+    if start.utcoffset() is None or end.utcoffset() is None:
+        raise ValueError("start and end must be timezone-aware")
+    if end <= start or (opened := _open(uri, s3_endpoint)) is None:
+        return
+    moments = _moments(start, end)
+    first, last = (
+        date.fromisoformat(partition_of(start)),
+        date.fromisoformat(partition_of(end - _ONE_MICROSECOND)),
     )
+    for offset in range((last - first).days + 1):
+        name = (first + timedelta(days=offset)).isoformat()
+        table = _read(*opened, ds.field(PARTITION_COLUMN) == name, moments)
+        if table.num_rows:
+            yield _training(table, uri)
+
+
+def _open(uri: str, s3_endpoint: str | None) -> tuple[pafs.FileSystem, ds.Dataset] | None:
+    """The export's dataset, or None when it was never written."""
     with store_errors("reading the export"):
         fs, root = export_filesystem(uri, s3_endpoint)
         if fs.get_file_info(root).type == pafs.FileType.NotFound:
-            return _training(_TRAINING_SCHEMA.empty_table(), uri)
+            return None
         dataset = ds.dataset(
             root, schema=_READ_SCHEMA, format=_READ_FORMAT, filesystem=fs, partitioning=PARTITIONING
         )
+    return fs, dataset
+
+
+def _moments(start: datetime, end: datetime) -> ds.Expression:
+    moment = ds.field("occurred_at")
+    return (moment >= pa.scalar(start, UTC_MICROSECONDS)) & (
+        moment < pa.scalar(end, UTC_MICROSECONDS)
+    )
+
+
+def _read(
+    fs: pafs.FileSystem, dataset: ds.Dataset, days: ds.Expression, moments: ds.Expression
+) -> pa.Table:
     try:
-        table = dataset.to_table(columns=list(_TRAINING), filter=days & window)
+        table = dataset.to_table(columns=list(_TRAINING), filter=days & moments)
         if _has_nulls(table):
             raise ValueError("a column training needs holds nulls")
     except (ArrowException, OSError, ValueError) as err:
         raise _diagnosis(fs, dataset, days, err) from err
-    return _training(table, uri)
+    return table
 
 
 def _has_nulls(table: pa.Table) -> bool:

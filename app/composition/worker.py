@@ -221,4 +221,5 @@ def _lab(settings: Settings, store: ModelStore) -> ModelLab:
         search_budget_s=settings.retrain_search_budget_s,
         ann_min_items=settings.lightfm_ann_min_items,
         ann_nprobe=settings.lightfm_ann_nprobe,
+        train_budget_s=settings.retrain_train_budget_s,
     )
