@@ -149,6 +149,9 @@ class Settings:
     train_threads: int = 2
     #: RETRAIN_SEARCH_BUDGET_S: seconds the nightly search may spend on trials (0: no search).
     retrain_search_budget_s: float = 120.0
+    #: RETRAIN_FIT_BUDGET_S: seconds one fit of the searched configuration may take (the
+    #: candidate's, and the refit's); the search averages as many seeds as fit (0: TRAIN_SEEDS).
+    retrain_fit_budget_s: float = 150.0
     #: TRAIN_SEEDS: models averaged into one published model (lowers the run-to-run spread).
     train_seeds: int = 3
     #: RETRAIN_LEASE_TTL_S: seconds the retrain lease outlives its last renewal (at each stage).
@@ -325,6 +328,7 @@ ENV_NAMES: dict[str, str] = {
     "train_components": "TRAIN_COMPONENTS",
     "train_threads": "TRAIN_THREADS",
     "retrain_search_budget_s": "RETRAIN_SEARCH_BUDGET_S",
+    "retrain_fit_budget_s": "RETRAIN_FIT_BUDGET_S",
     "train_seeds": "TRAIN_SEEDS",
     "retrain_lease_ttl_s": "RETRAIN_LEASE_TTL_S",
     "snowflake_account": "SNOWFLAKE_ACCOUNT",

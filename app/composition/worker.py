@@ -213,6 +213,7 @@ def _lab(settings: Settings, store: ModelStore) -> ModelLab:
         trainer,
         s3_endpoint=s3,
         search_budget_s=settings.retrain_search_budget_s,
+        fit_budget_s=settings.retrain_fit_budget_s,
         ann_min_items=settings.lightfm_ann_min_items,
         ann_nprobe=settings.lightfm_ann_nprobe,
     )
