@@ -214,21 +214,25 @@ def blend_quality(
         eval_users, n_relevant = eval_users[keep], n_relevant[keep]
     known = items >= 0
     relevant_keys = np.sort(users[known] * n_items + items[known])
-    plain = artifact.user_embeddings[eval_users] @ artifact.item_embeddings.T
-    plain += artifact.item_biases
-    for row, user in enumerate(eval_users.tolist()):
-        plain[row, artifact.seen_by(user)] = -np.inf
     shown = min(k, n_items)
     discounts = 1.0 / np.log2(np.arange(2, shown + 2))
     ideal = np.cumsum(discounts)[np.minimum(n_relevant, shown) - 1]
     assert artifact.item_prior is not None
-    out = []
-    for weight in prior_weights:
-        scores = plain + np.float32(weight) * artifact.item_prior
-        top = np.argpartition(-scores, shown - 1, axis=1)[:, :shown]
-        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
-        top = np.take_along_axis(top, order, axis=1)
-        found = np.isin(eval_users[:, None] * n_items + top, relevant_keys)
-        hits, gains = found.sum(axis=1), (found @ discounts) / ideal
-        out.append((float(hits.mean() / k), float(gains.mean())))
-    return out
+    hits = np.zeros((len(prior_weights), len(eval_users)))
+    gains = np.zeros_like(hits)
+    # In batches of users: 10,000 users x 50,000 videos would be 2 GB per score matrix.
+    n_batches = -(-len(eval_users) * n_items // _BATCH_CELLS) or 1
+    for rows in np.array_split(np.arange(len(eval_users)), n_batches):
+        batch = eval_users[rows]
+        plain = artifact.user_embeddings[batch] @ artifact.item_embeddings.T
+        plain += artifact.item_biases
+        for row, user in enumerate(batch.tolist()):
+            plain[row, artifact.seen_by(user)] = -np.inf
+        for i, weight in enumerate(prior_weights):
+            scores = plain + np.float32(weight) * artifact.item_prior
+            top = np.argpartition(-scores, shown - 1, axis=1)[:, :shown]
+            order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
+            top = np.take_along_axis(top, order, axis=1)
+            found = np.isin(batch[:, None] * n_items + top, relevant_keys)
+            hits[i, rows], gains[i, rows] = found.sum(axis=1), (found @ discounts) / ideal[rows]
+    return [(float(h.mean() / k), float(g.mean())) for h, g in zip(hits, gains, strict=True)]
