@@ -11,8 +11,9 @@ over 30 days) and `movielens-100k` (the copy in the recbole wheel; `make test` i
 Each is written in the export's parquet layout and read back through the export reader, then
 evaluated as `feedrec evaluate` does (`app.evaluate`; the protocol is in docs/relevance.md).
 Target: the product's configuration beats every baseline by >= 5% relative precision@10 and
-NDCG@10 on both splits of every data set. The default configuration takes about 6-7 minutes on
-2 shared cores. Human-readable tables, then one JSON line: per data set and split each method's
+NDCG@10 on both splits of every data set. The default configuration (the nightly budgets) took
+45 minutes on 2 cores shared with other work (load average 6-10). Human-readable tables, then
+one JSON line: per data set and split each method's
 precision@10 and NDCG@10 (mean and std over runs) and `min_gain_vs_best_baseline`.
 """
 
