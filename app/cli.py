@@ -241,7 +241,10 @@ def run_evaluation(settings: Settings, args: argparse.Namespace) -> int:
     if len(rows) == 0:
         raise CommandError(f"no interactions under {uri}: export first, or pass --dataset")
     trainer = offline.default_trainer(
-        settings.train_components, settings.train_epochs, settings.train_seeds
+        settings.train_components,
+        settings.train_epochs,
+        settings.train_seeds,
+        serve_components=settings.serve_components,
     )
     results = offline.evaluate_rows(
         name,

@@ -5,7 +5,7 @@ docstring. Methods, each fitted on the training part of a split:
 - `popularity`: training viewers with a positive pair, per video;
 - `trending`: positive events decayed with a 7-day half-life from the training part's end;
 - `lightfm-defaults`: LightFM as configured today (TRAIN_COMPONENTS, TRAIN_EPOCHS, TRAIN_SEEDS,
-  the default loss and no prior), no search;
+  SERVE_COMPONENTS, the default loss and no prior), no search;
 - `product`: the nightly search's pick from those defaults (within `search_budget_s`),
   configuration, prior weight and seeds (as many as one fit can train within `fit_budget_s`;
   `RETRAIN_SEARCH_BUDGET_S` and `RETRAIN_FIT_BUDGET_S` by default, the nightly job's budgets),
@@ -221,9 +221,17 @@ def summary(results: Sequence[SplitResult]) -> dict[str, object]:
     return out
 
 
-def default_trainer(components: int, epochs: int, seeds: int) -> LightFMTrainer:
+def default_trainer(
+    components: int, epochs: int, seeds: int, *, serve_components: int | None = None
+) -> LightFMTrainer:
     """Today's nightly configuration (as `app.composition.worker` builds it), one thread."""
-    return LightFMTrainer(no_components=components, epochs=epochs, seeds=seeds, num_threads=1)
+    return LightFMTrainer(
+        no_components=components,
+        epochs=epochs,
+        seeds=seeds,
+        num_threads=1,
+        serve_components=serve_components,
+    )
 
 
 def draw(results: Sequence[SplitResult], path: Path) -> None:

@@ -154,6 +154,10 @@ class Settings:
     retrain_fit_budget_s: float = 150.0
     #: TRAIN_SEEDS: models averaged into one published model (lowers the run-to-run spread).
     train_seeds: int = 3
+    #: SERVE_COMPONENTS: width of the published vectors: a seed average (seeds x components
+    #: wide) is cut to its best rank-SERVE_COMPONENTS scores, since every Recommend's cost
+    #: grows linearly with the width (0: the full width).
+    serve_components: int = 64
     #: RETRAIN_LEASE_TTL_S: seconds the retrain lease outlives its last renewal (at each stage).
     retrain_lease_ttl_s: int = 7200
     #: SNOWFLAKE_ACCOUNT: Snowflake account of the run log; empty keeps the run log in the
@@ -330,6 +334,7 @@ ENV_NAMES: dict[str, str] = {
     "retrain_search_budget_s": "RETRAIN_SEARCH_BUDGET_S",
     "retrain_fit_budget_s": "RETRAIN_FIT_BUDGET_S",
     "train_seeds": "TRAIN_SEEDS",
+    "serve_components": "SERVE_COMPONENTS",
     "retrain_lease_ttl_s": "RETRAIN_LEASE_TTL_S",
     "snowflake_account": "SNOWFLAKE_ACCOUNT",
     "snowflake_user": "SNOWFLAKE_USER",

@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     search_budget = search_budget if args.search_budget is None else args.search_budget
     fit_budget = settings.retrain_fit_budget_s if args.fit_budget is None else args.fit_budget
     trainer = offline.default_trainer(
-        settings.train_components, settings.train_epochs, settings.train_seeds
+        settings.train_components,
+        settings.train_epochs,
+        settings.train_seeds,
+        serve_components=settings.serve_components,
     )
     results: list[offline.SplitResult] = []
     started = time.monotonic()

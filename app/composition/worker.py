@@ -205,6 +205,7 @@ def _lab(settings: Settings, store: ModelStore) -> ModelLab:
         epochs=settings.train_epochs,
         num_threads=settings.train_threads,
         seeds=settings.train_seeds,
+        serve_components=settings.serve_components,
     )
     s3 = settings.s3_endpoint_url or None
     return LightFMLab(
