@@ -46,8 +46,8 @@ PATIENCE = 2
 PRIOR_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 #: The relative validation gain a step must show to replace the best configuration.
 MIN_GAIN = 0.005
-#: The most seeds a pick averages: the published vectors are seeds x components wide, and the
-#: scorer's cost grows with them.
+#: The most seeds a pick averages: the average is seeds x components wide before the trainer
+#: cuts it to the served width, and that cut's cost grows with the square of the width.
 MAX_SEEDS = 10
 #: Headroom on the measured training speed when sizing the seeds to the fit budget.
 FIT_MARGIN = 1.2
