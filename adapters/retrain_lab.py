@@ -81,6 +81,7 @@ class LightFMLab:
         s3_endpoint: str | None = None,
         eval_max_users: int = 10_000,
         search_budget_s: float = 0.0,
+        fit_budget_s: float = 0.0,
         ann_min_items: int = 1_200_000,
         ann_nprobe: int = DEFAULT_NPROBE,
         train_budget_s: float = 0.0,
@@ -92,6 +93,7 @@ class LightFMLab:
         self._s3_endpoint = s3_endpoint
         self._eval_max_users = eval_max_users
         self._search_budget_s = search_budget_s
+        self._fit_budget_s = fit_budget_s
         self._ann_min_items = ann_min_items
         self._ann_nprobe = ann_nprobe
         self._train_budget_s = train_budget_s or None
@@ -115,8 +117,9 @@ class LightFMLab:
         return LabWindow(pairs.with_rows(recent), held_out, start, held_out_from, end)
 
     def train(self, window: TrainingWindow, trained_at: datetime) -> LabCandidate:
-        """The search's pick (`adapters.lightfm.search`, within `search_budget_s`) trained on
-        the rows before the held-out day; its trials are named in the model's params."""
+        """The search's pick (`adapters.lightfm.search`, within `search_budget_s`, its seeds
+        sized to `fit_budget_s` when that is above 0) trained on the rows before the held-out
+        day; its trials are named in the model's params."""
         data = _window(window)
         found = search(
             self._trainer,
@@ -125,6 +128,7 @@ class LightFMLab:
             data.held_out_from,
             self._search_budget_s,
             validation=self._validation(data),
+            fit_budget_s=self._fit_budget_s or None,
         )
         try:
             artifact = found.trainer.train(

@@ -136,7 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--runs", type=int, default=3, help="runs per split (seeds differ)")
     evaluate.add_argument(
-        "--search-budget", type=float, default=60.0, metavar="S", help="search budget per run"
+        "--search-budget",
+        type=float,
+        metavar="S",
+        help="search budget per run (default: RETRAIN_SEARCH_BUDGET_S, the nightly job's)",
     )
     evaluate.add_argument("--chart", default="evaluation.png", help="where the PNG chart goes")
     evaluate.add_argument("--json", action="store_true", help="also print one JSON summary line")
@@ -221,6 +224,8 @@ def run_evaluation(settings: Settings, args: argparse.Namespace) -> int:
 
     from app import evaluate as offline
 
+    if args.search_budget is None:
+        args.search_budget = settings.retrain_search_budget_s
     if args.runs < 1 or args.search_budget < 0:
         raise CommandError("--runs must be at least 1 and --search-budget not negative")
     with tempfile.TemporaryDirectory() as folder:
@@ -236,7 +241,10 @@ def run_evaluation(settings: Settings, args: argparse.Namespace) -> int:
     if len(rows) == 0:
         raise CommandError(f"no interactions under {uri}: export first, or pass --dataset")
     trainer = offline.default_trainer(
-        settings.train_components, settings.train_epochs, settings.train_seeds
+        settings.train_components,
+        settings.train_epochs,
+        settings.train_seeds,
+        serve_components=settings.serve_components,
     )
     results = offline.evaluate_rows(
         name,
@@ -244,6 +252,7 @@ def run_evaluation(settings: Settings, args: argparse.Namespace) -> int:
         trainer,
         runs=args.runs,
         search_budget_s=args.search_budget,
+        fit_budget_s=settings.retrain_fit_budget_s or None,
         progress=lambda line: print(f"... {line}", file=sys.stderr, flush=True),
     )
     print(offline.table(results))

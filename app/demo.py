@@ -77,6 +77,7 @@ def ensure_demo_model(settings: Settings) -> str:
         no_components=settings.train_components,
         epochs=settings.train_epochs,
         seeds=settings.train_seeds,
+        serve_components=settings.serve_components,
     )
     evaluated = trainer.train(training, window_start, window_end - HELD_OUT, trained_at)
     metrics = evaluate(evaluated, held_out)

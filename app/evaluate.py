@@ -5,9 +5,11 @@ docstring. Methods, each fitted on the training part of a split:
 - `popularity`: training viewers with a positive pair, per video;
 - `trending`: positive events decayed with a 7-day half-life from the training part's end;
 - `lightfm-defaults`: LightFM as configured today (TRAIN_COMPONENTS, TRAIN_EPOCHS, TRAIN_SEEDS,
-  the default loss and no prior), no search;
+  SERVE_COMPONENTS, the default loss and no prior), no search;
 - `product`: the nightly search's pick from those defaults (within `search_budget_s`),
-  configuration and prior weight, then trained like the nightly job trains it. The search
+  configuration, prior weight and seeds (as many as one fit can train within `fit_budget_s`;
+  `RETRAIN_SEARCH_BUDGET_S` and `RETRAIN_FIT_BUDGET_S` by default, the nightly job's budgets),
+  then trained like the nightly job trains it. The search
   validates on a split of the same kind as the one evaluated, applied to the training part
   (`validation_like`): the nightly job's is the newest day, as its gate's is.
 LightFM runs use one thread (reproducible, and fair on a shared machine); run r seeds with
@@ -113,7 +115,8 @@ def evaluate_rows(
     defaults: LightFMTrainer,
     *,
     runs: int = 3,
-    search_budget_s: float = 60.0,
+    search_budget_s: float = 120.0,
+    fit_budget_s: float | None = None,
     max_users: int = 10_000,
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[SplitResult]:
@@ -144,6 +147,7 @@ def evaluate_rows(
                 split.end,
                 search_budget_s,
                 validation=validation_like(split),
+                fit_budget_s=fit_budget_s,
             )
             chosen = found.trainer
             result.chosen.append(_changes(base, chosen))
@@ -217,9 +221,17 @@ def summary(results: Sequence[SplitResult]) -> dict[str, object]:
     return out
 
 
-def default_trainer(components: int, epochs: int, seeds: int) -> LightFMTrainer:
+def default_trainer(
+    components: int, epochs: int, seeds: int, *, serve_components: int | None = None
+) -> LightFMTrainer:
     """Today's nightly configuration (as `app.composition.worker` builds it), one thread."""
-    return LightFMTrainer(no_components=components, epochs=epochs, seeds=seeds, num_threads=1)
+    return LightFMTrainer(
+        no_components=components,
+        epochs=epochs,
+        seeds=seeds,
+        num_threads=1,
+        serve_components=serve_components,
+    )
 
 
 def draw(results: Sequence[SplitResult], path: Path) -> None:

@@ -150,11 +150,18 @@ class Settings:
     train_threads: int = 2
     #: RETRAIN_SEARCH_BUDGET_S: seconds the nightly search may spend on trials (0: no search).
     retrain_search_budget_s: float = 120.0
+    #: RETRAIN_FIT_BUDGET_S: seconds one fit of the searched configuration may take (the
+    #: candidate's, and the refit's); the search averages as many seeds as fit (0: TRAIN_SEEDS).
+    retrain_fit_budget_s: float = 150.0
     #: TRAIN_SEEDS: models averaged into one published model (lowers the run-to-run spread).
     train_seeds: int = 3
     #: RETRAIN_TRAIN_BUDGET_S: seconds the candidate's training, and its refit, may each take
     #: (fewer seeds, then fewer epochs, when the window is large); 0: no bound.
     retrain_train_budget_s: float = 900.0
+    #: SERVE_COMPONENTS: width of the published vectors: a seed average (seeds x components
+    #: wide) is cut to its best rank-SERVE_COMPONENTS scores, since every Recommend's cost
+    #: grows linearly with the width (0: the full width).
+    serve_components: int = 64
     #: RETRAIN_LEASE_TTL_S: seconds the retrain lease outlives its last renewal (at each stage).
     retrain_lease_ttl_s: int = 7200
     #: SNOWFLAKE_ACCOUNT: Snowflake account of the run log; empty keeps the run log in the
@@ -391,8 +398,10 @@ ENV_NAMES: dict[str, str] = {
     "train_components": "TRAIN_COMPONENTS",
     "train_threads": "TRAIN_THREADS",
     "retrain_search_budget_s": "RETRAIN_SEARCH_BUDGET_S",
+    "retrain_fit_budget_s": "RETRAIN_FIT_BUDGET_S",
     "train_seeds": "TRAIN_SEEDS",
     "retrain_train_budget_s": "RETRAIN_TRAIN_BUDGET_S",
+    "serve_components": "SERVE_COMPONENTS",
     "retrain_lease_ttl_s": "RETRAIN_LEASE_TTL_S",
     "snowflake_account": "SNOWFLAKE_ACCOUNT",
     "snowflake_user": "SNOWFLAKE_USER",

@@ -22,6 +22,7 @@ from adapters.lightfm.interactions import (
     aggregate_pairs,
 )
 from adapters.lightfm.prior import popularity_prior
+from adapters.lightfm.rank import best_rank
 from domain.model import ModelInfo, new_model_version
 
 __all__ = ["FittedModel", "LightFMTrainer", "TrainingInteractions", "evaluate", "popularity_scores"]
@@ -75,6 +76,7 @@ class LightFMTrainer:
         seeds: int = 1,
         prior_weight: float = 0.0,
         prior_half_life_days: float = 7.0,
+        serve_components: int | None = None,
     ) -> None:
         if loss not in LOSSES or weighting not in WEIGHTINGS or learning_schedule not in SCHEDULES:
             raise ValueError(
@@ -87,6 +89,8 @@ class LightFMTrainer:
             raise ValueError("prior_weight must not be negative, the half-life must be positive")
         if learning_rate <= 0 or item_alpha < 0 or user_alpha < 0:
             raise ValueError("learning_rate must be positive and the alphas not negative")
+        if serve_components is not None and serve_components < 0:
+            raise ValueError("serve_components must not be negative (0: the full width)")
         self.loss = loss
         self.no_components = no_components
         self.epochs = epochs
@@ -101,6 +105,8 @@ class LightFMTrainer:
         self.seeds = seeds
         self.prior_weight = prior_weight
         self.prior_half_life_days = prior_half_life_days
+        #: The published vectors' width (None: `no_components`; 0: seeds x components).
+        self.serve_components = serve_components
 
     def params(self) -> dict[str, str]:
         """The hyper-parameters as recorded in `ModelInfo.params`."""
@@ -120,7 +126,13 @@ class LightFMTrainer:
             "seeds": str(self.seeds),
             "prior_weight": repr(self.prior_weight),
             "prior_half_life_days": repr(self.prior_half_life_days),
+            "serve_components": str(self.served_width),
         }
+
+    @property
+    def served_width(self) -> int:
+        """The most columns the published vectors have (0: no bound)."""
+        return self.no_components if self.serve_components is None else self.serve_components
 
     def with_params(self, **changes: Any) -> LightFMTrainer:
         """A trainer with some hyper-parameters changed (the search's trials)."""
@@ -178,7 +190,9 @@ class LightFMTrainer:
             coo_matrix((pairs.weights[positive], (rows, cols)), shape=shape) if graded else None
         )
         # An average of `seeds` models is one model: user vectors side by side (scaled by
-        # 1/seeds), item vectors side by side, biases averaged. It lowers the run-to-run spread.
+        # 1/seeds), item vectors side by side, biases averaged. It lowers the run-to-run spread;
+        # its scores are then cut to their best rank-`served_width` approximation, since every
+        # Recommend's cost grows with the width.
         models = [self._lightfm(self.seed + offset) for offset in range(self.seeds)]
         done = 0
         if budget_s is not None:
@@ -241,7 +255,7 @@ class LightFMTrainer:
         epochs: int,
     ) -> ModelArtifact:
         shape = (len(pairs.user_ids), len(pairs.item_ids))
-        arrays = _averaged(models)
+        arrays = _averaged(models, self.served_width)
         arrays["item_prior"] = self.prior_weight * popularity_prior(
             interactions, pairs.item_ids, window_end, self.prior_half_life_days, arrays
         )
@@ -297,15 +311,22 @@ _PARAMS = (
     "seeds",
     "prior_weight",
     "prior_half_life_days",
+    "serve_components",
 )
 
 
-def _averaged(models: list[Any]) -> dict[str, Any]:
+def _averaged(models: list[Any], width: int) -> dict[str, Any]:
+    """The seeds' average, its vectors at most `width` wide (0: all seeds x components)."""
     n = len(models)
+    users, items = best_rank(
+        np.hstack([m.user_embeddings for m in models]).astype(np.float32) / n,
+        np.hstack([m.item_embeddings for m in models]).astype(np.float32),
+        width,
+    )
     return {
-        "user_embeddings": np.hstack([m.user_embeddings for m in models]).astype(np.float32) / n,
+        "user_embeddings": users,
         "user_biases": np.mean([m.user_biases for m in models], axis=0).astype(np.float32),
-        "item_embeddings": np.hstack([m.item_embeddings for m in models]).astype(np.float32),
+        "item_embeddings": items,
         "item_biases": np.mean([m.item_biases for m in models], axis=0).astype(np.float32),
     }
 

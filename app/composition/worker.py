@@ -211,6 +211,7 @@ def _lab(settings: Settings, store: ModelStore) -> ModelLab:
         epochs=settings.train_epochs,
         num_threads=settings.train_threads,
         seeds=settings.train_seeds,
+        serve_components=settings.serve_components,
     )
     s3 = settings.s3_endpoint_url or None
     return LightFMLab(
@@ -219,6 +220,7 @@ def _lab(settings: Settings, store: ModelStore) -> ModelLab:
         trainer,
         s3_endpoint=s3,
         search_budget_s=settings.retrain_search_budget_s,
+        fit_budget_s=settings.retrain_fit_budget_s,
         ann_min_items=settings.lightfm_ann_min_items,
         ann_nprobe=settings.lightfm_ann_nprobe,
         train_budget_s=settings.retrain_train_budget_s,

@@ -69,6 +69,19 @@ def test_search_without_budget_keeps_the_base_configuration() -> None:
     assert found.trainer is base and found.trials == ()
 
 
+def test_the_pick_averages_as_many_seeds_as_one_fit_can_train_within_its_budget() -> None:
+    rows, base = small_rows(), LightFMTrainer(no_components=4, epochs=5, seeds=3)
+    start = END - timedelta(days=6)
+
+    def seeds_within(fit_budget_s: float) -> int:
+        found = search_module.search(base, rows, start, END, 0.5, fit_budget_s=fit_budget_s)
+        assert found.trials and all(t.epoch_seconds > 0 for t in found.trials)
+        return found.trainer.seeds
+
+    assert seeds_within(1e6) == search_module.MAX_SEEDS
+    assert seeds_within(1e-6) == 1  # not even one fits: one, never none
+
+
 def test_early_stopping_ends_a_trial_after_patience_checks_without_gain(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
