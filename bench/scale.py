@@ -371,9 +371,16 @@ def replica_figures(items: int, viewers: int, seconds: float) -> dict[str, float
         print(f"FAILED: {len(failures)} failed RPCs {failures[:3]}, server exits {codes}")
         raise SystemExit(1)
     ratio = runs[2]["rps"] / runs[1]["rps"]
+    # Calls per second of replica CPU: what a replica does with a core when it gets one. The
+    # cores the replicas did not get went to the generator and to other work on the machine.
+    per_core = [runs[n]["rps"] / runs[n]["replica_cores"] for n in (1, 2)]
+    others = len(cores) - runs[2]["replica_cores"] - runs[2]["generator_cores"]
     print(
         f"replicas on an exact {items:,}-video catalogue, {CALLERS} callers: x{ratio:.2f} "
-        f"(2 vs 1; each replica pinned to one of {len(cores)} cores)"
+        f"(2 vs 1; each replica pinned to one of {len(cores)} cores); calls per replica "
+        f"core-second {per_core[0]:.0f} with 1, {per_core[1]:.0f} with 2 "
+        f"(x{2 * per_core[1] / per_core[0]:.2f} if each got a whole core); with 2, "
+        f"{others:.2f} cores went to other processes"
     )
     return {
         "replica_items": items,
@@ -384,6 +391,9 @@ def replica_figures(items: int, viewers: int, seconds: float) -> dict[str, float
         "replica_cores_2": runs[2]["replica_cores"],
         "loadgen_cores_1_replica": runs[1]["generator_cores"],
         "loadgen_cores_2_replicas": runs[2]["generator_cores"],
+        "other_cores_2_replicas": others,
+        "calls_per_replica_core_s_1": per_core[0],
+        "calls_per_replica_core_s_2": per_core[1],
     }
 
 
