@@ -14,7 +14,7 @@ The protocol, shared by the model and the baselines so their figures compare:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +25,15 @@ from domain.model import ModelMetrics
 
 #: Scores computed per batch of users: bounds memory at about 64 MiB of float32.
 _BATCH_CELLS = 1 << 24
+
+
+def user_batches(count: int, n_items: int, cells: int = _BATCH_CELLS) -> Iterator[slice]:
+    """Consecutive slices of `count` users whose score matrices (users x `n_items`) hold at
+    most `cells` entries each (one user at least): a whole catalogue's scores for 10,000 users
+    would be gigabytes."""
+    step = max(1, cells // max(n_items, 1))
+    for first in range(0, count, step):
+        yield slice(first, min(first + step, count))
 
 
 def popularity_scores(
@@ -68,10 +77,8 @@ def evaluate(
     eval_users, n_relevant = np.unique(users, return_counts=True)
     hits = np.concatenate(
         [
-            _hits(artifact, batch, k, item_scores, relevant_keys)
-            for batch in np.array_split(
-                eval_users, -(-len(eval_users) * n_items // _BATCH_CELLS) or 1
-            )
+            _hits(artifact, eval_users[part], k, item_scores, relevant_keys)
+            for part in user_batches(len(eval_users), n_items)
         ]
     )
     auc = _sampled_auc(
@@ -219,11 +226,8 @@ def blend_quality(
     assert artifact.item_prior is not None
     hits = np.zeros((len(prior_weights), len(eval_users)))
     gains = np.zeros((len(prior_weights), len(eval_users)))
-    # Users a batch at a time: a score matrix of 10,000 users x 200k videos would be 8 GB.
-    rows_per_batch = max(1, _BATCH_CELLS // n_items)
-    for first in range(0, len(eval_users), rows_per_batch):
-        batch = eval_users[first : first + rows_per_batch]
-        part = slice(first, first + len(batch))
+    for part in user_batches(len(eval_users), n_items):
+        batch = eval_users[part]
         ideal = np.cumsum(discounts)[np.minimum(n_relevant[part], shown) - 1]
         plain = artifact.user_embeddings[batch] @ artifact.item_embeddings.T
         plain += artifact.item_biases
@@ -236,5 +240,4 @@ def blend_quality(
             top = np.take_along_axis(top, order, axis=1)
             found = np.isin(batch[:, None] * n_items + top, relevant_keys)
             hits[w, part], gains[w, part] = found.sum(axis=1), (found @ discounts) / ideal
-    out = [(float(h.mean() / k), float(g.mean())) for h, g in zip(hits, gains, strict=True)]
-    return out
+    return [(float(h.mean() / k), float(g.mean())) for h, g in zip(hits, gains, strict=True)]

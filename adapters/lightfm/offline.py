@@ -29,6 +29,7 @@ import numpy.typing as npt
 from scipy.stats import rankdata
 
 from adapters.lightfm.artifact import ModelArtifact
+from adapters.lightfm.evaluation import user_batches
 from adapters.lightfm.interactions import TrainingInteractions, aggregate_pairs
 from adapters.lightfm.prior import decayed_positives
 
@@ -36,6 +37,7 @@ HELD_OUT_SHARE = 0.2
 K = 10
 #: The decayed-trending baseline's half-life, days: the product's prior uses the same.
 TRENDING_HALF_LIFE_DAYS = 7.0
+#: Cells of float64 scores per batch of users (`user_batches`): about 64 MiB.
 _BATCH_CELLS = 1 << 23
 
 #: Scores of the catalogue for a batch of viewer indices: [len(users), n_items] float32.
@@ -148,7 +150,8 @@ class Catalogue:
         hits, dcg, aucs, shown = [], [], [], np.zeros(n_items, dtype=bool)
         novelty_sum = 0.0
         information = -np.log2((self.viewers_per_item + 1) / (len(self.user_ids) + 1))
-        for batch in np.array_split(eval_users, -(-len(eval_users) * n_items // _BATCH_CELLS)):
+        for part in user_batches(len(eval_users), n_items, _BATCH_CELLS):
+            batch = eval_users[part]
             scores = np.array(ranking(batch), dtype=np.float64)
             seen_rows, seen_cols = self._seen_cells(batch)
             scores[seen_rows, seen_cols] = -np.inf
