@@ -12,6 +12,7 @@ from adapters.sql.engine import make_engine
 from adapters.sql.migrations import upgrade_database
 from adapters.sql.viewer_history import SqlViewerHistory
 from domain.errors import DependencyUnavailable
+from tests.integration.sql_support import terminate_other_backends
 
 pytestmark = pytest.mark.integration
 
@@ -44,14 +45,7 @@ def test_a_dropped_connection_costs_at_most_one_call_then_the_pool_renews(
         assert recent(history) == ([], [])
         assert recent(history) == ([], [])  # the same connection: prepared once, run again
         assert statements(engine) >= 1
-        with engine.connect() as killer:
-            killer.execute(
-                sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            )
-            killer.commit()
+        terminate_other_backends(engine)
         outcomes = []
         for _ in range(3):
             try:

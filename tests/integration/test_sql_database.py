@@ -29,6 +29,7 @@ from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from domain.errors import Conflict, DependencyUnavailable
 from domain.feed import Algorithm, FeedPage, FeedSession
 from domain.interactions import InteractionEvent, InteractionType, StoredInteraction
+from tests.integration.sql_support import terminate_other_backends
 from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
@@ -145,17 +146,6 @@ def test_an_unreachable_database_is_dependency_unavailable(unreachable_url: str)
         upgrade_database(unreachable_url)
 
 
-def _terminate_other_backends(engine: sa.Engine) -> None:
-    with engine.connect() as killer:
-        killer.execute(
-            sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        )
-        killer.commit()
-
-
 def test_a_connection_lost_inside_a_unit_of_work_is_dependency_unavailable(
     fresh_postgres_url: str,
 ) -> None:
@@ -165,7 +155,7 @@ def test_a_connection_lost_inside_a_unit_of_work_is_dependency_unavailable(
     try:
         with pytest.raises(DependencyUnavailable), new_uow() as uow:
             uow.interactions.add([interaction(1)])
-            _terminate_other_backends(engine)
+            terminate_other_backends(engine)
             uow.interactions.count()
 
         # the pool replaces the dead connection: the next unit of work just works
@@ -185,7 +175,7 @@ def test_an_idle_pooled_connection_the_server_dropped_is_replaced_unnoticed(
     try:
         with new_uow() as uow:  # one connection, back in the pool
             uow.interactions.count()
-        _terminate_other_backends(killer)
+        terminate_other_backends(killer)
         monkeypatch.setattr("adapters.sql.engine.PING_AFTER_IDLE_S", 0.0)  # it is idle now
 
         with new_uow() as uow:
@@ -208,7 +198,7 @@ def test_a_busy_pooled_connection_the_server_dropped_fails_once_then_the_pool_re
         with new_uow() as first, new_uow() as second:  # two pooled connections
             first.interactions.count()
             second.interactions.count()
-        _terminate_other_backends(killer)
+        terminate_other_backends(killer)
 
         with pytest.raises(DependencyUnavailable), new_uow() as uow:
             uow.interactions.count()
