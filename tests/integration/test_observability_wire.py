@@ -11,7 +11,7 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -225,17 +225,8 @@ def test_a_served_page_reaches_segment_as_one_track_call_with_all_its_properties
     assert all(r.headers["Authorization"] == expected_auth for r in requests)
     assert all(r.headers["Content-Type"] == "application/json" for r in requests)
     assert all("Content-Encoding" not in r.headers for r in requests)
-    items = {
-        item["properties"]["feed_session_id"]: item
-        for request in requests
-        for item in request.json()["batch"]
-    }
+    items = _tracks(requests, "feed_session_id", "feed_recommendation_served")
     assert set(items) == {"fs-model", "fs-fallback"}
-    for item in items.values():
-        assert item["type"] == "track"
-        assert item["event"] == "feed_recommendation_served"
-        assert item["userId"] == "u-42"
-        assert item["timestamp"] == "2024-05-01T12:00:00.123+00:00"
     assert items["fs-model"]["properties"] == {
         "algorithm": "lightfm",
         "feed_session_id": "fs-model",
@@ -335,17 +326,8 @@ def test_a_consumed_recommendation_reaches_segment_with_its_place_in_the_session
     )
     assert analytics.flush(timeout_s=5.0)
 
-    items = {
-        item["properties"]["event_id"]: item
-        for request in receiver.wait_for_requests(1)
-        for item in request.json()["batch"]
-    }
+    items = _tracks(receiver.wait_for_requests(1), "event_id", "feed_recommendation_consumed")
     assert set(items) == {"e-1", "e-2"}
-    for item in items.values():
-        assert item["type"] == "track"
-        assert item["event"] == "feed_recommendation_consumed"
-        assert item["userId"] == "u-42"
-        assert item["timestamp"] == "2024-05-01T12:00:00.123+00:00"
     assert items["e-1"]["properties"] == {
         "event_id": "e-1",
         "video_id": "v-7",
@@ -516,3 +498,17 @@ def test_metrics_to_an_agent_that_is_gone_are_dropped_without_an_error(
             metrics.increment("feed.kafka.publish_failures")
     finally:
         metrics.close()
+
+
+def _tracks(requests: Sequence[Any], key: str, event: str) -> dict[str, Any]:
+    """The batched Segment calls of `requests`, by their property `key`; each a `track` of
+    `event` by viewer u-42 at the test's instant."""
+    items = {
+        item["properties"][key]: item for request in requests for item in request.json()["batch"]
+    }
+    for item in items.values():
+        assert item["type"] == "track"
+        assert item["event"] == event
+        assert item["userId"] == "u-42"
+        assert item["timestamp"] == "2024-05-01T12:00:00.123+00:00"
+    return items
