@@ -204,8 +204,9 @@ def store_artifact(artifact: ModelArtifact, root: Path) -> None:
     staged.unlink()
 
 
-def requests_for(items: int, viewers: int) -> list[pb.RecommendRequest]:
-    rng = np.random.default_rng(5)
+def requests_for(items: int, viewers: int, seed: int = 5) -> list[pb.RecommendRequest]:
+    """200 Recommend requests over `viewers`, each excluding EXCLUDED random videos."""
+    rng = np.random.default_rng(seed)
     return [
         pb.RecommendRequest(
             user_id=f"u{i % viewers:06d}",
@@ -310,22 +311,13 @@ def replica_figures(items: int, viewers: int, seconds: float) -> dict[str, float
       generator's.
     """
     artifact = clustered_artifact(items, viewers, seen_per_user=20, seed=13)
-    rng = np.random.default_rng(9)
-    requests = [
-        pb.RecommendRequest(
-            user_id=f"u{i % viewers:06d}",
-            limit=TOP,
-            exclude_video_ids=[f"v{j:07d}" for j in rng.choice(items, EXCLUDED).tolist()],
-        )
-        for i in range(200)
-    ]
+    requests = requests_for(items, viewers, seed=9)
     cores = sorted(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory(prefix="bench-replicas-") as folder:
-        store = LocalModelStore(Path(folder))
-        store.put(artifact.info.version, artifact.to_bytes(), artifact.info)
-        store.publish(artifact.info.version)
+        store_artifact(artifact, Path(folder))
         del artifact
-        servers = [LightfmProcess(Path(folder)), LightfmProcess(Path(folder))]
+        root = Path(folder) / "store"
+        servers = [LightfmProcess(root), LightfmProcess(root)]
         failures: list[str] = []
         runs: dict[int, dict[str, float]] = {}
         try:
