@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from adapters.interaction_columns import TrainingInteractions
-from adapters.lightfm.ann import DEFAULT_NPROBE, with_index
+from adapters.lightfm.ann import AUTO_NPROBE, with_index
 from adapters.lightfm.artifact import ModelArtifact
 from adapters.lightfm.evaluation import evaluate
 from adapters.lightfm.search import VALIDATION, Validation, search
@@ -83,7 +83,7 @@ class LightFMLab:
         search_budget_s: float = 0.0,
         fit_budget_s: float = 0.0,
         ann_min_items: int = 1_200_000,
-        ann_nprobe: int = DEFAULT_NPROBE,
+        ann_nprobe: int = AUTO_NPROBE,
         train_budget_s: float = 0.0,
         search_max_pairs: int = 5_000_000,
     ) -> None:

@@ -21,7 +21,8 @@ agrees more with the learned vectors (75.9%) but over-fits a few positives (prec
 
 Large catalogues (an artifact carrying `ann_index`): the scoring vector, folded or learned, is
 the query of an approximate inner-product index (`adapters.lightfm.ann`) that proposes
-`limit + excluded` candidates; those are scored exactly as above and the exclusions dropped.
+candidates for `limit + excluded` (about four times as many from its 4-bit codes); those are
+scored exactly as above and the exclusions dropped.
 Should fewer than `limit` survive, the call falls back to the exact scan, so the answer is
 never shorter than the exact path's.
 """
@@ -79,12 +80,23 @@ class LoadedModel:
     def __init__(self, artifact: ModelArtifact) -> None:
         self.info: ModelInfo = artifact.info
         k = artifact.no_components
-        # Items as columns: `user @ items` then streams each row once, front to back, which
-        # BLAS does at memory bandwidth; the [n_items, k + 1] layout measured 1.5x slower.
-        items = np.empty((k + 1, len(artifact.item_ids)), dtype=np.float32)
-        items[:k, :] = artifact.item_embeddings.T
-        # The popularity prior is folded into the bias row: ranking stays one product.
-        items[k, :] = artifact.ranking_biases
+        n_items = len(artifact.item_ids)
+        if artifact.ann_index is None:
+            # Items as columns: `user @ items` then streams each row once, front to back,
+            # which BLAS does at memory bandwidth; the [n_items, k + 1] layout measured 1.5x
+            # slower.
+            items = np.empty((k + 1, n_items), dtype=np.float32)
+            items[:k, :] = artifact.item_embeddings.T
+            # The popularity prior is folded into the bias row: ranking stays one product.
+            items[k, :] = artifact.ranking_biases
+        else:
+            # With an index a call scores ~1,000 candidates, not the catalogue: stored as rows
+            # (seen through a [k + 1, n_items] view), a candidate is one contiguous read, and
+            # gathering 1,140 of 10M took 0.17 ms against 1.3 ms from 65 strided columns.
+            rows = np.empty((n_items, k + 1), dtype=np.float32)
+            rows[:, :k] = artifact.item_embeddings
+            rows[:, k] = artifact.ranking_biases
+            items = rows.T
         users = np.empty((len(artifact.user_ids), k + 1), dtype=np.float32)
         users[:, :k] = artifact.user_embeddings
         users[:, k] = 1.0
