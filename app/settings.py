@@ -211,7 +211,7 @@ class Settings:
     #: candidate index to the model (then ranked by the index's candidates, scored exactly).
     lightfm_ann_min_items: int = 1_200_000
     #: LIGHTFM_ANN_NPROBE: index lists searched per call (higher: better recall, slower); the
-    #: nightly job stores it in the index it builds; 0: 2% of the lists, at least 64.
+    #: nightly job stores it in the index it builds; 0: 1.5% of the lists, at least 64.
     lightfm_ann_nprobe: int = 0
     #: LIGHTFM_TLS_CERT_FILE: PEM certificate chain the model service presents; empty: plaintext.
     lightfm_tls_cert_file: str = ""

@@ -154,7 +154,7 @@ def recall_by_nprobe(
         for viewer, expected in enumerate(truth):
             query = np.ones(k + 1, dtype=np.float32)
             query[:k] = artifact.user_embeddings[viewer]
-            ids = index.candidates(query, TOP + len(artifact.seen_by(viewer)))
+            ids = index.candidates(query, TOP, len(artifact.seen_by(viewer)))
             found.append(len(expected & set(ids.tolist())) / TOP)
         recalls[index.nprobe] = float(np.mean(found))
     index.nprobe = built

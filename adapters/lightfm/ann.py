@@ -11,7 +11,7 @@ Why the lists hold 4-bit codes, not the vectors ("IVF...,PQ{d}x4fs": product qua
 one dimension per sub-quantiser, 16 levels each, scanned by faiss's SIMD fast-scan kernels).
 Measured on a quiet machine, 10M clustered items x 65, 12,649 lists, 200 queries, one thread:
 
-| lists probed | IVF-Flat recall@50, ms | 4-bit codes, 1,140 fetched: recall@50, ms |
+| lists probed | IVF-Flat: recall@50, ms | 4-bit codes, 1,140 fetched: recall@50, ms |
 |---|---|---|
 | 128 | 0.974, 3.5-4.2 | 0.971, 1.18 |
 | 256 | 1.000, 6.3-6.9 | 0.997, 1.77 |
@@ -20,8 +20,9 @@ Measured on a quiet machine, 10M clustered items x 65, 12,649 lists, 200 queries
 codes scanned slower than the floats when the dimension is not a multiple of 8.) A list of
 codes is an eighth of a list of floats, so a probe costs less and the index weighs ~0.4 GB at
 10M instead of another 2.6 GB copy of the vectors. The codes' scores are approximate, so a
-query fetches `max(RERANK_FACTOR x count, MIN_FETCH)` candidates and the caller re-scores them
-exactly: the approximation only decides which items are looked at.
+query for `count` survivors of `excluded` exclusions fetches `max(RERANK_FACTOR x count,
+MIN_FETCH) + excluded` candidates and the caller re-scores them exactly: the approximation only
+decides which items are looked at.
 
 The probe count (`nprobe`) is stored in the index, so the nightly job that builds it fixes the
 recall/latency trade-off for the service that loads it. Its default grows with the lists (which
@@ -43,11 +44,13 @@ import numpy.typing as npt
 from adapters.lightfm.artifact import ModelArtifact
 
 #: `nprobe` meaning "PROBED_SHARE of the lists, at least MIN_NPROBE" (LIGHTFM_ANN_NPROBE=0).
+#: At 10M (12,649 lists) 1.5% is 190 probes: recall@50 0.995 at 192 (128: 0.975, 64: 0.827).
 AUTO_NPROBE = 0
-PROBED_SHARE = 0.02
+PROBED_SHARE = 0.015
 MIN_NPROBE = 64
-#: Candidates fetched from a compressed index per candidate asked for, and at least this many;
-#: 4x and 1,140 held recall@50 at 0.997 on 10M items at 256 probes (1x: 0.70).
+#: Candidates fetched from a compressed index per candidate wanted, and at least this many (plus
+#: one per excluded video); 4x and 1,140 held recall@50 at 0.997 on 10M items at 256 probes
+#: (1x: 0.70).
 RERANK_FACTOR = 4
 MIN_FETCH = 1_024
 #: Fewer items than this get an IVF-Flat index: 16 levels per dimension want ~39 points each.
@@ -182,12 +185,16 @@ class CandidateIndex:
         blob: npt.NDArray[np.uint8] = faiss.serialize_index(self._index)
         return blob
 
-    def candidates(self, query: npt.NDArray[np.float32], count: int) -> npt.NDArray[np.int64]:
-        """Item indices for the [dim] `query`: up to `count` from an exact index, up to
-        `max(RERANK_FACTOR x count, MIN_FETCH)` from a compressed one."""
+    def candidates(
+        self, query: npt.NDArray[np.float32], count: int, excluded: int = 0
+    ) -> npt.NDArray[np.int64]:
+        """Item indices for the [dim] `query`, enough for its best `count` once `excluded`
+        of them are dropped: `count + excluded` from an exact index, `max(RERANK_FACTOR x count,
+        MIN_FETCH) + excluded` from a compressed one (fewer when the catalogue runs out)."""
         if count <= 0:
             return np.empty(0, dtype=np.int64)
         fetch = count if self._exact else max(RERANK_FACTOR * count, MIN_FETCH)
+        fetch += excluded
         padded = np.zeros((1, self._index.d), dtype=np.float32)
         padded[0, : self._dim] = query
         _, ids = self._index.search(padded, min(fetch, self._index.ntotal))

@@ -186,7 +186,7 @@ class LoadedModel:
         else:
             assert user is not None
             vector, bias = self._users[user], float(self._user_biases[user])
-        excluded = np.unique(self._excluded(user, exclude, fresh))
+        excluded = _sorted_unique(self._excluded(user, exclude, fresh))
         fetch = min(limit, self.n_items - excluded.size)
         if fetch <= 0:
             return Ranking([], realtime=bool(fresh))
@@ -208,9 +208,9 @@ class LoadedModel:
         """The best `fetch` of the index's candidates with their exact scores, best first (ties
         in catalogue order), or None when too few candidates survive the exclusions."""
         assert self._ann is not None
-        # Over-fetch by every exclusion: then at least `fetch` candidates survive whichever
-        # of them the index returns.
-        candidates = self._ann.candidates(vector, fetch + excluded.size)
+        # Over-fetch by every exclusion: then enough candidates survive whichever of them the
+        # index returns.
+        candidates = self._ann.candidates(vector, fetch, excluded.size)
         candidates = np.sort(candidates[~np.isin(candidates, excluded, assume_unique=True)])
         if candidates.size < fetch:
             return None
@@ -269,6 +269,17 @@ class LoadedModel:
         requested = [i for i in map(position, exclude) if i is not None]
         requested.extend(fresh)
         return np.concatenate((seen, np.asarray(requested, dtype=np.int64)), dtype=np.int64)
+
+
+def _sorted_unique(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """`np.unique(values)` for a few hundred values in a tenth of its time (it hashes)."""
+    ordered = np.sort(values)
+    if ordered.size < 2:
+        return ordered
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
 
 
 def _top_indices(scores: npt.NDArray[np.float32], fetch: int) -> npt.NDArray[np.intp]:
