@@ -1,7 +1,7 @@
 """Scale benchmark: approximate retrieval over a large catalogue, and model-service replicas.
 
     python bench/scale.py                      (1M videos: about 5 minutes on 2 shared cores)
-    python bench/scale.py --items 10000000     (the issue's 10M x 64: ~20 GB free, about an hour)
+    python bench/scale.py --items 10000000     (the issue's 10M x 64: ~10 GB free, ~11 min quiet)
 
 On a synthetic catalogue of `--items` videos x 64 components drawn around planted tastes
 (`tests.integration.lightfm_support.clustered_artifact`):
@@ -17,12 +17,13 @@ On a synthetic catalogue of `--items` videos x 64 components drawn around plante
    used are printed; then the same at 200k videos).
    `--replicas-only` runs this stage alone.
 
-Memory at 10M (what keeps it near 20 GB): the catalogue is drawn a million rows at a time; the
+Memory at 10M (what keeps it under 8 GB): the catalogue is drawn a million rows at a time; the
 index is built from a million ranking vectors at a time; the exact reference of the recall is
 computed by blocks of items for all viewers at once (the exact scan's own latency is timed on
 `EXACT_TIMED` viewers); the artifact is written to disk as a stream and this process drops its
-copies before the model process loads its own. Measured at 10M: this process peaked at 15.8 GB
-(building the index), the model process at 14.1 GB while loading, one after the other.
+copies before the model process loads its own. Measured at 10M (2026-12-02, index of 4-bit
+codes): this process peaked at 7.8 GB, the model process at 7.7 GB while loading, one after the
+other (with the earlier IVF-Flat index: 15.8 and 14.1 GB).
 
 The retrain over 100M interactions is `bench/retrain.py --interactions 100000000`.
 Human-readable lines, then one JSON line. Exits non-zero when an RPC fails.
