@@ -37,7 +37,9 @@ throughput is measured MAX_RUNS times as a (feed, reference) pair, `ratio_median
 WINDOWS times the scenario length and is cut into WINDOWS consecutive windows by send time,
 `<scenario>_window_p99_ms`, the worst (`*_worst`) and p99.9 over the whole run. The targets use
 the worst figures. Each line also counts the web workers' event-loop stalls over
-`WEB_STALL_THRESHOLD_MS` (the lines app/stall_detector.py logs) while the scenario ran.
+`WEB_STALL_THRESHOLD_MS` (the lines app/stall_detector.py logs) while the scenario ran, and
+names PostgreSQL's background work in it (`PgWatch`: checkpoints completed, autovacuum workers
+and their tables, with seconds into the scenario; `<scenario>_pg_background` in the JSON).
 
 Human-readable lines per scenario, then one JSON line. Exit 1 if any response was a 5xx (or a
 request failed at the socket level), 2 if wrk is not installed.
@@ -56,6 +58,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -121,6 +124,8 @@ TARGETS = {
 WINDOWS = 3
 #: Maximum-throughput pairs (feed, then reference) measured this many times.
 MAX_RUNS = 3
+#: Seconds between PgWatch's samples of PostgreSQL's background work.
+PG_WATCH_S = 0.5
 #: What app/stall_detector.py logs once per stall.
 STALL_LINE = b'"event loop blocked"'
 
@@ -150,6 +155,8 @@ class LoadResult:
     p999_ms: float = 0.0
     #: event-loop stalls the web workers logged while it ran (app/stall_detector.py)
     stalls: int = 0
+    #: PostgreSQL's background work seen while it ran (PgWatch): "what at s into the run"
+    pg_events: list[str] = field(default_factory=list)
 
     @property
     def rps(self) -> float:
@@ -171,6 +178,7 @@ class LoadResult:
                 else ""
             )
             + f"; stalls over the threshold {self.stalls}"
+            + f"; PostgreSQL background: {', '.join(self.pg_events) or 'none'}"
             + f"; machine {self.cores_busy:.2f} cores busy, {self.cores_other:.2f} not ours]"
         )
 
@@ -641,6 +649,70 @@ class CpuMeter:
         return time.monotonic() - started
 
 
+class PgWatch:
+    """PostgreSQL's own background work while a scenario runs, sampled every PG_WATCH_S on a
+    connection of its own: checkpoints (pg_stat_bgwriter's counters move when one completes)
+    and autovacuum workers (pg_stat_activity: which table, from when to when). A latency
+    window with a tail and one of these in it has a suspect; the web workers' own stalls are
+    counted separately."""
+
+    _SAMPLE = (
+        "SELECT (SELECT {checkpoints}),"
+        " (SELECT coalesce(string_agg(query, '; ' ORDER BY query), '') FROM pg_stat_activity"
+        "  WHERE backend_type = 'autovacuum worker' AND query <> '')"
+    )
+    #: The checkpoint counters moved to pg_stat_checkpointer in PostgreSQL 17.
+    _CHECKPOINTS_16 = "checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+    _CHECKPOINTS_17 = "num_timed + num_requested FROM pg_stat_checkpointer"
+
+    def __init__(self, url: str) -> None:
+        self._engine = create_engine(url, pool_size=1, max_overflow=0)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.events: list[str] = []
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> PgWatch:
+        self.events = []
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._watch, name="pg-watch", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _watch(self) -> None:
+        started = time.monotonic()
+        checkpoints: int | None = None
+        running: dict[str, float] = {}
+        with self._engine.connect() as connection:
+            version = int(connection.exec_driver_sql("SHOW server_version_num").scalar_one())
+            sample = self._SAMPLE.format(
+                checkpoints=self._CHECKPOINTS_17 if version >= 170000 else self._CHECKPOINTS_16
+            )
+            while True:
+                now = time.monotonic() - started
+                done, workers = connection.exec_driver_sql(sample).one()
+                connection.rollback()  # no snapshot held across samples
+                if checkpoints is not None and done > checkpoints:
+                    self.events.append(f"checkpoint completed by {now:.1f} s")
+                checkpoints = done
+                seen = {query for query in workers.split("; ") if query}
+                for query in seen - running.keys():
+                    running[query] = now
+                for query in set(running) - seen:
+                    self.events.append(f"{query} {running.pop(query):.1f}-{now:.1f} s")
+                if self._stop.wait(PG_WATCH_S):
+                    break
+        for query, since in running.items():
+            self.events.append(f"{query} from {since:.1f} s")
+
+
 def postmaster_pid(port: int) -> int | None:
     """The PostgreSQL server listening on `port` (started detached by pg_ctl)."""
     for entry in os.scandir("/proc"):
@@ -779,6 +851,8 @@ def main(argv: list[str] | None = None) -> int:
             run_wrk(f"warm-up {name}", ports[name], prefix, token, conns, warm)
 
         pg_pid = postmaster_pid(postgres.port)
+        pg_watch = PgWatch(database_url)
+        stack.callback(pg_watch.close)
         meter = CpuMeter([pg_pid] if pg_pid else [])
 
         reruns = [MAX_RERUNS]
@@ -790,7 +864,9 @@ def main(argv: list[str] | None = None) -> int:
 
         def counted(run: Callable[[], LoadResult]) -> LoadResult:
             before = stall_lines()
-            result = meter.measure(run)
+            with pg_watch:
+                result = meter.measure(run)
+            result.pg_events = pg_watch.events
             time.sleep(0.2)  # the last lines reach the log
             result.stalls = stall_lines() - before
             return result
@@ -910,6 +986,7 @@ def main(argv: list[str] | None = None) -> int:
         summary[f"{key}_p99_ms"] = round(result.p99_ms, 2)
         summary[f"{key}_non2xx"] = result.non2xx
         summary[f"{key}_stalls"] = result.stalls
+        summary[f"{key}_pg_background"] = result.pg_events
         if result.window_p99_ms:
             summary[f"{key}_p999_ms"] = round(result.p999_ms, 2)
             summary[f"{key}_window_p99_ms"] = [round(w, 2) for w in result.window_p99_ms]
