@@ -92,7 +92,7 @@ class LoadedModel:
         else:
             # With an index a call scores ~1,000 candidates, not the catalogue: stored as rows
             # (seen through a [k + 1, n_items] view), a candidate is one contiguous read, and
-            # gathering 1,140 of 10M took 0.17 ms against 1.3 ms from 65 strided columns.
+            # gathering 2,280 of 10M took 0.32 ms against 2.2 ms from 65 strided columns.
             rows = np.empty((n_items, k + 1), dtype=np.float32)
             rows[:, :k] = artifact.item_embeddings
             rows[:, k] = artifact.ranking_biases
