@@ -147,8 +147,9 @@ def _finite(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 
 def _padded(vectors: npt.NDArray[np.float32], width: int) -> npt.NDArray[np.float32]:
+    """`vectors` [n, d] as contiguous float32 [n, width], zeros in the columns after d."""
     if vectors.shape[1] == width:
-        return np.ascontiguousarray(vectors)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
     out = np.zeros((vectors.shape[0], width), dtype=np.float32)
     out[:, : vectors.shape[1]] = vectors
     return out
@@ -166,7 +167,6 @@ class CandidateIndex:
                 f"index of {index.ntotal} x {index.d} does not match {n_items} items x {dim}"
             )
         self._index = index
-        self._dim = dim
         # Vectors stored as they are (IVF-Flat) score exactly: no need to fetch more.
         self._exact = isinstance(faiss.downcast_index(index), faiss.IndexIVFFlat)
 
@@ -195,8 +195,7 @@ class CandidateIndex:
             return np.empty(0, dtype=np.int64)
         fetch = count if self._exact else max(RERANK_FACTOR * count, MIN_FETCH)
         fetch += excluded
-        padded = np.zeros((1, self._index.d), dtype=np.float32)
-        padded[0, : self._dim] = query
+        padded = _padded(query.reshape(1, -1), self._index.d)
         _, ids = self._index.search(padded, min(fetch, self._index.ntotal))
         found: npt.NDArray[np.int64] = ids[0]
         return found[found >= 0]  # -1 pads a result shorter than asked
