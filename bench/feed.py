@@ -658,7 +658,7 @@ class PgWatch:
 
     _SAMPLE = (
         "SELECT (SELECT {checkpoints}),"
-        " (SELECT coalesce(string_agg(query, '; ' ORDER BY query), '') FROM pg_stat_activity"
+        " (SELECT coalesce(array_agg(query ORDER BY query), '{{}}') FROM pg_stat_activity"
         "  WHERE backend_type = 'autovacuum worker' AND query <> '')"
     )
     #: The checkpoint counters moved to pg_stat_checkpointer in PostgreSQL 17.
@@ -667,6 +667,11 @@ class PgWatch:
 
     def __init__(self, url: str) -> None:
         self._engine = create_engine(url, pool_size=1, max_overflow=0)
+        with self._engine.connect() as connection:
+            version = int(connection.exec_driver_sql("SHOW server_version_num").scalar_one())
+        self._sample = self._SAMPLE.format(
+            checkpoints=self._CHECKPOINTS_17 if version >= 170000 else self._CHECKPOINTS_16
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.events: list[str] = []
@@ -691,18 +696,14 @@ class PgWatch:
         checkpoints: int | None = None
         running: dict[str, float] = {}
         with self._engine.connect() as connection:
-            version = int(connection.exec_driver_sql("SHOW server_version_num").scalar_one())
-            sample = self._SAMPLE.format(
-                checkpoints=self._CHECKPOINTS_17 if version >= 170000 else self._CHECKPOINTS_16
-            )
             while True:
                 now = time.monotonic() - started
-                done, workers = connection.exec_driver_sql(sample).one()
+                done, workers = connection.exec_driver_sql(self._sample).one()
                 connection.rollback()  # no snapshot held across samples
                 if checkpoints is not None and done > checkpoints:
                     self.events.append(f"checkpoint completed by {now:.1f} s")
                 checkpoints = done
-                seen = {query for query in workers.split("; ") if query}
+                seen = set(workers)
                 for query in seen - running.keys():
                     running[query] = now
                 for query in set(running) - seen:
