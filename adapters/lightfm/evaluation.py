@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from adapters.lightfm.artifact import ModelArtifact
 from adapters.lightfm.interactions import TrainingInteractions, aggregate_pairs
+from adapters.lightfm.neighbours import CoOccurrence, spread_ratio
 from domain.model import ModelMetrics
 
 #: Scores computed per batch of users: bounds memory at about 64 MiB of float32.
@@ -208,13 +209,20 @@ def blend_quality(
     k: int = 10,
     *,
     max_users: int = 10_000,
+    neighbours: CoOccurrence | None = None,
+    neighbour_weights: Sequence[float] = (0.0,),
 ) -> list[tuple[float, float]]:
     """`ranking_quality` with the artifact's prior times each of `prior_weights` in place of
-    the prior: one score matrix for every blend (what the nightly search ranks trials by)."""
+    the prior, and, with `neighbours` (a co-occurrence component in the artifact's user and
+    item order), that component times each of `neighbour_weights` (in units of the model's
+    score spread) added: one score matrix for every blend (what the nightly search ranks trials
+    by). One (precision@k, NDCG@k) per (neighbour weight, prior weight), neighbour weight
+    outermost."""
     users, items = _relevant_pairs(artifact, held_out)
     n_items = len(artifact.item_ids)
+    blends = [(n, w) for n in neighbour_weights for w in prior_weights]
     if len(users) == 0 or n_items == 0:
-        return [(0.0, 0.0)] * len(prior_weights)
+        return [(0.0, 0.0)] * len(blends)
     eval_users, n_relevant = np.unique(users, return_counts=True)
     if len(eval_users) > max_users:
         keep = np.random.default_rng(0).choice(len(eval_users), size=max_users, replace=False)
@@ -224,8 +232,13 @@ def blend_quality(
     shown = min(k, n_items)
     discounts = 1.0 / np.log2(np.arange(2, shown + 2))
     assert artifact.item_prior is not None
-    hits = np.zeros((len(prior_weights), len(eval_users)))
-    gains = np.zeros((len(prior_weights), len(eval_users)))
+    hits = np.zeros((len(blends), len(eval_users)))
+    gains = np.zeros((len(blends), len(eval_users)))
+    ratio = (
+        spread_ratio(artifact.user_embeddings, artifact.item_embeddings, neighbours)
+        if neighbours is not None
+        else 0.0
+    )
     for part in user_batches(len(eval_users), n_items):
         batch = eval_users[part]
         ideal = np.cumsum(discounts)[np.minimum(n_relevant[part], shown) - 1]
@@ -233,8 +246,11 @@ def blend_quality(
         plain += artifact.item_biases
         for row, user in enumerate(batch.tolist()):
             plain[row, artifact.seen_by(user)] = -np.inf
-        for w, weight in enumerate(prior_weights):
+        extra = neighbours.scores(batch) * np.float32(ratio) if neighbours is not None else None
+        for w, (neighbour, weight) in enumerate(blends):
             scores = plain + np.float32(weight) * artifact.item_prior
+            if extra is not None and neighbour > 0:
+                scores += np.float32(neighbour) * extra
             top = np.argpartition(-scores, shown - 1, axis=1)[:, :shown]
             order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
             top = np.take_along_axis(top, order, axis=1)

@@ -21,6 +21,7 @@ from adapters.lightfm.interactions import (
     TrainingInteractions,
     aggregate_pairs,
 )
+from adapters.lightfm.neighbours import COMPONENTS, CoOccurrence, co_occurrence, spread_ratio
 from adapters.lightfm.prior import popularity_prior
 from adapters.lightfm.rank import best_rank
 from domain.model import ModelInfo, new_model_version
@@ -77,6 +78,8 @@ class LightFMTrainer:
         prior_weight: float = 0.0,
         prior_half_life_days: float = 7.0,
         serve_components: int | None = None,
+        neighbour_weight: float = 0.0,
+        neighbour_components: int = COMPONENTS,
     ) -> None:
         if loss not in LOSSES or weighting not in WEIGHTINGS or learning_schedule not in SCHEDULES:
             raise ValueError(
@@ -85,8 +88,13 @@ class LightFMTrainer:
             )
         if min(no_components, epochs, num_threads, max_sampled, seeds) < 1:
             raise ValueError("no_components, epochs, num_threads, max_sampled, seeds must be >= 1")
-        if prior_weight < 0 or prior_half_life_days <= 0:
-            raise ValueError("prior_weight must not be negative, the half-life must be positive")
+        if prior_weight < 0 or prior_half_life_days <= 0 or neighbour_weight < 0:
+            raise ValueError(
+                "prior_weight and neighbour_weight must not be negative, the half-life must be"
+                " positive"
+            )
+        if neighbour_components < 1:
+            raise ValueError("neighbour_components must be >= 1")
         if learning_rate <= 0 or item_alpha < 0 or user_alpha < 0:
             raise ValueError("learning_rate must be positive and the alphas not negative")
         if serve_components is not None and serve_components < 0:
@@ -107,6 +115,10 @@ class LightFMTrainer:
         self.prior_half_life_days = prior_half_life_days
         #: The published vectors' width (None: `no_components`; 0: seeds x components).
         self.serve_components = serve_components
+        #: The co-occurrence component's weight (0: LightFM alone) and directions
+        #: (`adapters.lightfm.neighbours`).
+        self.neighbour_weight = neighbour_weight
+        self.neighbour_components = neighbour_components
 
     def params(self) -> dict[str, str]:
         """The hyper-parameters as recorded in `ModelInfo.params`."""
@@ -127,6 +139,8 @@ class LightFMTrainer:
             "prior_weight": repr(self.prior_weight),
             "prior_half_life_days": repr(self.prior_half_life_days),
             "serve_components": str(self.served_width),
+            "neighbour_weight": repr(self.neighbour_weight),
+            "neighbour_components": str(self.neighbour_components),
         }
 
     @property
@@ -194,6 +208,10 @@ class LightFMTrainer:
         # its scores are then cut to their best rank-`served_width` approximation, since every
         # Recommend's cost grows with the width.
         models = [self._lightfm(self.seed + offset) for offset in range(self.seeds)]
+        # What was watched together: computed once, blended into every artifact of this fit.
+        part = (
+            co_occurrence(pairs, self.neighbour_components) if self.neighbour_weight > 0 else None
+        )
         done = 0
         if budget_s is not None:
             models, done = self._fit_within(budget_s, models, matrix, weights, clock)
@@ -206,12 +224,14 @@ class LightFMTrainer:
             done += step
             if checkpoint is not None and done < self.epochs:
                 partial = self._artifact(
-                    interactions, pairs, models, window_start, window_end, trained_at, done
+                    interactions, pairs, models, part, (window_start, window_end), trained_at, done
                 )
                 if not checkpoint(done, partial):
                     break
         return FittedModel(
-            self._artifact(interactions, pairs, models, window_start, window_end, trained_at, done),
+            self._artifact(
+                interactions, pairs, models, part, (window_start, window_end), trained_at, done
+            ),
             models[0],
         )
 
@@ -249,13 +269,14 @@ class LightFMTrainer:
         interactions: TrainingInteractions | PairWindow,
         pairs: InteractionPairs,
         models: list[Any],
-        window_start: datetime,
-        window_end: datetime,
+        part: CoOccurrence | None,
+        window: tuple[datetime, datetime],
         trained_at: datetime,
         epochs: int,
     ) -> ModelArtifact:
+        window_start, window_end = window
         shape = (len(pairs.user_ids), len(pairs.item_ids))
-        arrays = _averaged(models, self.served_width)
+        arrays = _averaged(models, self.served_width, part, self.neighbour_weight)
         arrays["item_prior"] = self.prior_weight * popularity_prior(
             interactions, pairs.item_ids, window_end, self.prior_half_life_days, arrays
         )
@@ -312,21 +333,28 @@ _PARAMS = (
     "prior_weight",
     "prior_half_life_days",
     "serve_components",
+    "neighbour_weight",
+    "neighbour_components",
 )
 
 
-def _averaged(models: list[Any], width: int) -> dict[str, Any]:
-    """The seeds' average, its vectors at most `width` wide (0: all seeds x components)."""
+def _averaged(
+    models: list[Any], width: int, part: CoOccurrence | None = None, weight: float = 0.0
+) -> dict[str, Any]:
+    """The seeds' average, with the co-occurrence `part` times `weight` beside it, its vectors
+    at most `width` wide (0: all seeds x components, plus the part's directions)."""
     n = len(models)
-    users, items = best_rank(
-        np.hstack([m.user_embeddings for m in models]).astype(np.float32) / n,
-        np.hstack([m.item_embeddings for m in models]).astype(np.float32),
-        width,
-    )
+    users = np.hstack([m.user_embeddings for m in models]).astype(np.float32) / n
+    items = np.hstack([m.item_embeddings for m in models]).astype(np.float32)
+    if part is not None and weight > 0 and part.users.shape[1] > 0:
+        scale = np.float32(weight * spread_ratio(users, items, part))
+        users = np.hstack([users, scale * part.users])
+        items = np.hstack([items, part.items])
+    served_users, served_items = best_rank(users, items, width)
     return {
-        "user_embeddings": users,
+        "user_embeddings": served_users,
         "user_biases": np.mean([m.user_biases for m in models], axis=0).astype(np.float32),
-        "item_embeddings": items,
+        "item_embeddings": served_items,
         "item_biases": np.mean([m.item_biases for m in models], axis=0).astype(np.float32),
     }
 

@@ -13,6 +13,8 @@ from adapters.interaction_columns import TrainingInteractions
 from adapters.lightfm import search as search_module
 from adapters.lightfm.artifact import ModelArtifact
 from adapters.lightfm.evaluation import blend_quality, ranking_quality
+from adapters.lightfm.interactions import aggregate_pairs
+from adapters.lightfm.neighbours import co_occurrence
 from adapters.lightfm.offline import Catalogue, per_user_split, time_split
 from adapters.lightfm.scorer import LoadedModel
 from adapters.lightfm.trainer import LightFMTrainer
@@ -20,6 +22,7 @@ from app.demo_data import generate_interactions
 from domain.model import ModelInfo
 
 END = datetime(2026, 1, 31, tzinfo=UTC)
+BLENDS = ("prior_weight", "neighbour_weight")
 pytestmark = pytest.mark.unit
 
 
@@ -45,7 +48,8 @@ def test_search_tries_the_current_configuration_first_then_the_space_in_order() 
     )
     assert [t.step for t in found.trials] == list(search_module.SPACE)
     assert found.trials[0].step == {}
-    assert set(found.trials[0].changes) <= {"prior_weight"}  # the base, its prior weight found
+    # The base, with the blend weights its checks found.
+    assert set(found.trials[0].changes) <= {"prior_weight", "neighbour_weight"}
     best = max(found.trials, key=lambda t: t.score)
     assert found.trainer.params() == base.with_params(epochs=best.epochs, **best.changes).params()
 
@@ -87,28 +91,49 @@ def test_early_stopping_ends_a_trial_after_patience_checks_without_gain(
 ) -> None:
     ndcgs = iter([0.1, 0.3, 0.2, 0.25, 0.9])
 
-    def blends(_a: object, _v: object, weights: tuple[float, ...]) -> list[tuple[float, float]]:
+    def blends(
+        _a: object, _v: object, weights: tuple[float, ...], **_: object
+    ) -> list[tuple[float, float]]:
         return [(0.0, next(ndcgs))] * len(weights)
 
     monkeypatch.setattr(search_module, "blend_quality", blends)
-    checks: list[tuple[float, float, float, float, int]] = []
+    checks: list[search_module._Check] = []
     check = search_module._early_stopping(small_rows(), checks, 1e9, lambda: 0.0)
     verdicts = [check(epochs, None) for epochs in (5, 10, 15, 20)]  # type: ignore[arg-type]
     assert verdicts == [True, True, True, False]  # 0.3 at 10 epochs, then two checks lower
-    assert max(checks)[4] == 10
+    assert max(checks)[5] == 10
 
 
-def test_each_check_keeps_the_prior_weight_that_scores_best(
+def test_each_check_keeps_the_blend_that_scores_best(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def blends(_a: object, _v: object, weights: tuple[float, ...]) -> list[tuple[float, float]]:
-        return [(0.1, 0.2 if w == 4.0 else 0.1) for w in weights]
+    calls: list[tuple[tuple[float, ...], tuple[float, ...]]] = []
+
+    def blends(
+        _a: object,
+        _v: object,
+        weights: tuple[float, ...],
+        *,
+        neighbour_weights: tuple[float, ...] = (0.0,),
+        **_: object,
+    ) -> list[tuple[float, float]]:
+        calls.append((tuple(weights), tuple(neighbour_weights)))
+        table = {(0.0, 4.0): 0.15, (0.5, 4.0): 0.2}  # prior 4 is best, then neighbours 0.5
+        return [(0.1, table.get((n, w), 0.1)) for n in neighbour_weights for w in weights]
 
     monkeypatch.setattr(search_module, "blend_quality", blends)
-    checks: list[tuple[float, float, float, float, int]] = []
-    search_module._early_stopping(small_rows(), checks, 1e9, lambda: 0.0)(5, None)  # type: ignore[arg-type]
+    checks: list[search_module._Check] = []
+    part = co_occurrence(aggregate_pairs(small_rows()))
+    check = search_module._early_stopping(small_rows(), checks, 1e9, lambda: 0.0, part=part)
+    check(5, None)  # type: ignore[arg-type]
     assert checks[0][0] == pytest.approx(0.3)
-    assert checks[0][1:] == (0.2, 0.1, 4.0, 5)  # NDCG, precision, the weight, epochs
+    # NDCG, precision, the prior weight, the neighbour weight, epochs
+    assert checks[0][1:] == (0.2, 0.1, 4.0, 0.5, 5)
+    # Every prior weight alone, then the neighbour weights at the best prior weight only.
+    assert calls == [
+        (search_module.PRIOR_WEIGHTS, (0.0,)),
+        ((4.0,), search_module.NEIGHBOUR_WEIGHTS[1:]),
+    ]
 
 
 def test_later_trials_start_from_the_best_configuration_so_far() -> None:
@@ -118,9 +143,9 @@ def test_later_trials_start_from_the_best_configuration_so_far() -> None:
     )
     best = found.trials[0]
     for trial in found.trials[1:]:
-        structure = {k: v for k, v in best.changes.items() if k != "prior_weight"}
+        structure = {k: v for k, v in best.changes.items() if k not in BLENDS}
         tried = {**structure, **trial.step}
-        assert {k: v for k, v in trial.changes.items() if k != "prior_weight"} == {
+        assert {k: v for k, v in trial.changes.items() if k not in BLENDS} == {
             k: v for k, v in tried.items() if getattr(base, k) != v
         }
         if trial.score > best.score * (1 + search_module.MIN_GAIN):
