@@ -31,11 +31,10 @@ def test_the_component_is_the_ridge_regression_of_the_positives_on_their_directi
     dense[pairs.rows[positive], pairs.cols[positive]] = 1.0
     _, s, vt = np.linalg.svd(dense, full_matrices=False)
     users = np.arange(len(pairs.user_ids))
-    for shrinkage in (0.0, 20.0):
-        ridge = shrinkage * positive.sum() / len(pairs.item_ids)
+    for ridge in (0.0, 500.0):
         # X V diag(s² / (s² + λ)) Vᵀ: the same whatever the directions' signs
         expected = dense @ vt[:8].T @ np.diag(s[:8] ** 2 / (s[:8] ** 2 + ridge)) @ vt[:8]
-        part = co_occurrence(pairs, 8, shrinkage)
+        part = co_occurrence(pairs, 8, ridge)
         assert part.users.shape == (len(pairs.user_ids), 8)
         assert part.items.shape == (len(pairs.item_ids), 8)
         np.testing.assert_allclose(part.scores(users), expected, atol=1e-4)
