@@ -207,6 +207,8 @@ def measure(size: int, args: argparse.Namespace, postgres: Any, tmp: Path) -> di
         "candidate_metrics": run["candidate_metrics"],
         "generate_s": round(generate_s, 2),
         "seed_s": round(seed_s, 2),
+        # The run record's note: the gate's verdict, what the search tried and picked.
+        "note": run["note"],
     }
 
 
@@ -359,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"(seeding took {result['seed_s']} s)",
                     flush=True,
                 )
+                print(f"  run note: {result['note']}", flush=True)
         finally:
             postgres.close()
     print(f"load average after: {os.getloadavg()}", flush=True)
