@@ -178,7 +178,14 @@ def search(
         trials.append(trial)
         if best is None:
             best = trial
-            repeat = _repeat(base, structure, (valid, part), start, deadline, clock)
+            # The same configuration from the next seed: how far one seed's figures move on
+            # these rows. Recorded as a trial with step {"seed": ...}, never picked.
+            seed: dict[str, object] = {"seed": base.seed + 1}
+            repeat = (
+                _trial(base, {**structure, **seed}, seed, (valid, part), start, deadline, clock)
+                if clock() < deadline
+                else None
+            )
             if repeat is not None:
                 trials.append(repeat)
                 noise = abs(repeat.score - trial.score) / max(trial.score, 1e-12)
@@ -242,22 +249,6 @@ def _trial(  # noqa: PLR0917 (one call site)
         },
     )
     return trial
-
-
-def _repeat(  # noqa: PLR0917 (one call site)
-    base: LightFMTrainer,
-    structure: dict[str, object],
-    validation: tuple[Validation, CoOccurrence],
-    start: datetime,
-    deadline: float,
-    clock: Callable[[], float],
-) -> Trial | None:
-    """The first configuration trained again from the next seed: how far one seed's figures
-    move on these rows. Recorded as a trial with step `{"seed": ...}`, never picked."""
-    if clock() >= deadline:
-        return None
-    step: dict[str, object] = {"seed": base.seed + 1}
-    return _trial(base, {**structure, **step}, step, validation, start, deadline, clock)
 
 
 def _structure(best: Trial | None) -> dict[str, object]:
