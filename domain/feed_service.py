@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from domain.auth import Principal, ensure_may_act_for
@@ -236,7 +237,11 @@ def _first_rank(pages: list[FeedPage], page_number: int) -> int:
 def _cut_page(
     session: FeedSession, number: int, limit: int, already_served: set[str], now: datetime
 ) -> FeedPage:
-    items = tuple(c for c in session.candidates if c.video_id not in already_served)[:limit]
+    if already_served:
+        unserved = (c for c in session.candidates if c.video_id not in already_served)
+        items = tuple(islice(unserved, limit))
+    else:  # a first page: the pool's head
+        items = tuple(session.candidates[:limit])
     return FeedPage(
         feed_session_id=session.feed_session_id,
         page_number=number,

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
+from itertools import starmap
+from operator import itemgetter
 from typing import NamedTuple
 
 from domain.feed import FreshPositive, ScoredVideo
@@ -110,13 +112,19 @@ def viewer_state(
         if (weight := pair_weight(weights[video], video in hidden)) > 0
     )[: policy.max_positives]
     served_since = now - policy.rotation
+    # Every served item passes through here (twenty per page the viewer was served lately), so
+    # the loop does no more than it must; seen videos leave afterwards, in one set operation.
     last_served: dict[str, datetime] = {}
-    for item in served:
-        if item.served_at >= served_since and item.video_id not in seen:
-            previous = last_served.get(item.video_id, item.served_at)
-            last_served[item.video_id] = max(item.served_at, previous)
-    recently = sorted(last_served.items(), key=lambda pair: pair[1], reverse=True)
-    served_lately = tuple(ServedVideo(video, at) for video, at in recently[: policy.max_served])
+    latest = last_served.get
+    for video_id, served_at in served:
+        if served_at >= served_since:
+            previous = latest(video_id)
+            if previous is None or served_at > previous:
+                last_served[video_id] = served_at
+    for video_id in seen.intersection(last_served):
+        del last_served[video_id]
+    recently = sorted(last_served.items(), key=itemgetter(1), reverse=True)
+    served_lately = tuple(starmap(ServedVideo, recently[: policy.max_served]))
     return ViewerState(seen, served_lately, positives)
 
 
@@ -129,6 +137,13 @@ def rotate(
     non-increasing: a returning video is scored no higher than the item before it. A video
     listed twice counts once, at its first place."""
     served_at = {served.video_id: served.served_at for served in state.recently_served}
+    # The usual case on the feed's hot path: the source already left the seen and the recently
+    # served out, and lists each video once. Set operations in C tell it without a Python loop
+    # over the whole ranking.
+    ids = [item.video_id for item in ranked]
+    unique = set(ids)
+    if len(unique) == len(ids) and unique.isdisjoint(state.seen) and unique.isdisjoint(served_at):
+        return tuple(ranked[:size])
     fresh: list[ScoredVideo] = []
     placed: set[str] = set()
     returning: dict[str, ScoredVideo] = {}

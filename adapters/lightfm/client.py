@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import sys
 import time
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
+from itertools import islice, repeat
 from typing import Any
 
 import grpc
@@ -245,10 +246,12 @@ class GrpcRecommender:
             raise RecommendationFailed(reason, f"{code.name}: {err.details()}") from err
         except (ValueError, TypeError) as err:  # an unencodable request, or a closed channel
             raise RecommendationFailed(FallbackReason.ERROR, str(err)) from err
-        model = ItemSource.MODEL
-        items = tuple(ScoredVideo(item.video_id, item.score, model) for item in response.items)
-        if problem := _ranking_problem(items, limit, exclude):
+        answered = response.items
+        ids = [item.video_id for item in answered]
+        scores = [item.score for item in answered]
+        if problem := _ranking_problem(ids, scores, limit, exclude):
             raise RecommendationFailed(FallbackReason.ERROR, f"model broke its contract: {problem}")
+        items = tuple(map(ScoredVideo, ids, scores, repeat(ItemSource.MODEL)))
         return Ranking(
             items=items,
             model_version=response.model_version,
@@ -282,15 +285,17 @@ _MICROSECOND = timedelta(microseconds=1)
 
 
 def _ranking_problem(
-    items: Sequence[ScoredVideo], limit: int, exclude: Collection[str]
+    ids: Sequence[str], scores: Sequence[float], limit: int, exclude: Collection[str]
 ) -> str | None:
-    if len(items) > limit:
-        return f"{len(items)} items for limit {limit}"
-    if any(not earlier.score >= later.score for earlier, later in pairwise(items)):
+    """What breaks the model's contract in an answer, or None. (Comparisons and set operations
+    in C: this runs on every first page, over the whole pool.)"""
+    if len(ids) > limit:
+        return f"{len(ids)} items for limit {limit}"
+    if not all(map(operator.ge, scores, islice(scores, 1, None))):
         return "scores are not non-increasing"
     excluded = set(exclude)
-    if leaked := [item.video_id for item in items if item.video_id in excluded]:
-        return f"excluded videos returned: {leaked[:5]}"
+    if not excluded.isdisjoint(ids):
+        return f"excluded videos returned: {[v for v in ids if v in excluded][:5]}"
     return None
 
 

@@ -60,21 +60,27 @@ def _postgresql_statement() -> Any:
 _POSTGRESQL_STATEMENT = _postgresql_statement()
 
 # The same statement prepared once per connection (planning it cost the server more than running
-# it), and run with the driver's own types: JSON columns as orjson text, UTC datetimes as they are.
+# it), and run with the driver's own types: JSON columns as orjson text, UTC datetimes as they are;
+# the values positional, in the statement's order.
 _PARAMETERS = [f"s_{name}" for name in _SESSION_COLUMNS] + [
     f"p_{name}" for name in _PAGE_COLUMNS if name != "feed_session_id"
 ]
-_JSON_PARAMETERS = frozenset(
-    [f"s_{c.name}" for c in feed_sessions.columns if isinstance(c.type, JSON)]
-    + [f"p_{c.name}" for c in feed_cache.columns if isinstance(c.type, JSON)]
-)
+_PAGE_VALUE_COLUMNS = [name for name in _PAGE_COLUMNS if name != "feed_session_id"]
+_SESSION_JSON = frozenset(c.name for c in feed_sessions.columns if isinstance(c.type, JSON))
+_PAGE_JSON = frozenset(c.name for c in feed_cache.columns if isinstance(c.type, JSON))
 _PREPARE = "PREPARE feedrec_record_session AS " + re.sub(
     r":(\w+)",
     lambda match: f"${_PARAMETERS.index(match[1]) + 1}",
     str(_POSTGRESQL_STATEMENT.text),
 )
-_EXECUTE = "EXECUTE feedrec_record_session (" + ", ".join(f"%({p})s" for p in _PARAMETERS) + ")"
+_EXECUTE = "EXECUTE feedrec_record_session (" + ", ".join(["%s"] * len(_PARAMETERS)) + ")"
 
+
+def _positional(row: dict[str, Any], columns: list[str], json_columns: frozenset[str]) -> list[Any]:
+    return [
+        orjson.dumps(row[name]).decode() if name in json_columns else row[name]
+        for name in columns
+    ]
 
 
 class SqlFeedSessionRecorder:
@@ -96,14 +102,8 @@ class SqlFeedSessionRecorder:
             self._in_unit_of_work.record_new(session, first_page)
             return
         check_first_page(session, first_page)
-        values = {f"s_{name}": value for name, value in session_row(session).items()}
-        values |= {
-            f"p_{name}": value
-            for name, value in page_row(first_page).items()
-            if name != "feed_session_id"
-        }
-        for name in _JSON_PARAMETERS:
-            values[name] = orjson.dumps(values[name]).decode()
+        values = _positional(session_row(session), _SESSION_COLUMNS, _SESSION_JSON)
+        values += _positional(page_row(first_page), _PAGE_VALUE_COLUMNS, _PAGE_JSON)
         with prepared_cursor(self._autocommit, "feedrec_record_session", _PREPARE) as cursor:
             cursor.execute(_EXECUTE, values)
             inserted = cursor.rowcount

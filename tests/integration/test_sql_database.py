@@ -24,10 +24,10 @@ from adapters.sql.health import DatabaseHealth
 from adapters.sql.leases import SqlLeases
 from adapters.sql.migrations import alembic_config, upgrade_database
 from adapters.sql.session_recorder import SqlFeedSessionRecorder
-from adapters.sql.tables import leases, metadata
+from adapters.sql.tables import feed_sessions, leases, metadata
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from domain.errors import Conflict, DependencyUnavailable
-from domain.feed import Algorithm, FeedPage, FeedSession
+from domain.feed import Algorithm, FeedPage, FeedSession, ItemSource, ScoredVideo
 from domain.interactions import InteractionEvent, InteractionType, StoredInteraction
 from tests.integration.sql_support import terminate_other_backends
 from tests.servers import free_port
@@ -225,6 +225,63 @@ def test_only_the_session_recorders_connections_commit_asynchronously(
     finally:
         recorder.close()
         engine.dispose()
+
+
+def test_a_pool_is_stored_by_column_and_a_pool_stored_by_item_still_reads(
+    migrated_engine: sa.Engine,
+) -> None:
+    """Sessions recorded before the pool was stored column by column stay readable: their next
+    pages are cut from the same candidates, scores and sources."""
+    pool = (
+        ScoredVideo("v1", 0.75, ItemSource.MODEL),
+        ScoredVideo("ビデオ-2", 0.5, ItemSource.EXPLORATION),
+        ScoredVideo("v3", 0.25),
+    )
+    new = FeedSession("s-new", "viewer-1", Algorithm.LIGHTFM, None, "m1", None, pool, T0)
+    SqlFeedSessionRecorder(migrated_engine).record_new(new, first_page_of(new))
+    by_item = [
+        {"videoId": "v1", "score": 0.75, "source": "model"},
+        {"videoId": "ビデオ-2", "score": 0.5, "source": "exploration"},
+        {"videoId": "v3", "score": 0.25},
+    ]
+    with migrated_engine.begin() as connection:
+        stored = connection.execute(
+            sa.select(feed_sessions.c.candidates).where(feed_sessions.c.feed_session_id == "s-new")
+        ).scalar_one()
+        connection.execute(
+            sa.insert(feed_sessions),
+            {
+                "feed_session_id": "s-old",
+                "user_id": "viewer-1",
+                "algorithm": "lightfm",
+                "candidates": by_item,
+                "created_at": T0,
+                "personalization": "model",
+            },
+        )
+    assert stored == {
+        "videoId": ["v1", "ビデオ-2", "v3"],
+        "score": [0.75, 0.5, 0.25],
+        "source": ["model", "exploration", None],
+    }
+    with SqlUnitOfWorkFactory(migrated_engine)() as uow:
+        for session_id in ("s-new", "s-old"):
+            got = uow.feed_sessions.get(session_id)
+            assert got is not None and got.candidates == pool
+
+
+def first_page_of(session: FeedSession) -> FeedPage:
+    return FeedPage(
+        session.feed_session_id,
+        1,
+        session.user_id,
+        session.algorithm,
+        None,
+        session.model_version,
+        None,
+        session.candidates[:1],
+        T0,
+    )
 
 
 def test_the_session_recorder_reports_an_unreachable_database(unreachable_url: str) -> None:
