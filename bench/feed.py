@@ -40,6 +40,9 @@ the worst figures. Each line also counts the web workers' event-loop stalls over
 `WEB_STALL_THRESHOLD_MS` (the lines app/stall_detector.py logs) while the scenario ran, and
 names PostgreSQL's background work in it (`PgWatch`: checkpoints completed, autovacuum workers
 and their tables, with seconds into the scenario; `<scenario>_pg_background` in the JSON).
+It also prints the database's size when the scenario ended and the shared buffers the client
+backends evicted meanwhile (`<scenario>_pg_db_mb`, `<scenario>_pg_evictions`, PostgreSQL 16+;
+`pg_shared_buffers`): the feed slows once its tables outgrow the buffer cache.
 
 Human-readable lines per scenario, then one JSON line. Exit 1 if any response was a 5xx (or a
 request failed at the socket level), 2 if wrk is not installed.
