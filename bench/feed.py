@@ -39,7 +39,8 @@ WINDOWS times the scenario length and is cut into WINDOWS consecutive windows by
 the worst figures. Each line also counts the web workers' event-loop stalls over
 `WEB_STALL_THRESHOLD_MS` (the lines app/stall_detector.py logs) while the scenario ran, and
 names PostgreSQL's background work in it (`PgWatch`: checkpoints completed, autovacuum workers
-and their tables, with seconds into the scenario; `<scenario>_pg_background` in the JSON).
+and their tables, WAL segments created and WAL buffers found full, with seconds into the
+scenario; `<scenario>_pg_background` in the JSON).
 It also prints the database's size when the scenario ended and the shared buffers the client
 backends evicted meanwhile (`<scenario>_pg_db_mb`, `<scenario>_pg_evictions`, PostgreSQL 16+;
 `pg_shared_buffers`): the feed slows once its tables outgrow the buffer cache.
@@ -684,8 +685,15 @@ class PgWatch:
     _SAMPLE = (
         "SELECT (SELECT {checkpoints}),"
         " (SELECT coalesce(array_agg(query ORDER BY query), '{{}}') FROM pg_stat_activity"
-        "  WHERE backend_type = 'autovacuum worker' AND query <> '')"
+        "  WHERE backend_type = 'autovacuum worker' AND query <> ''),"
+        " (SELECT {wal_inits}), (SELECT wal_buffers_full FROM pg_stat_wal)"
     )
+    #: WAL segments created (each written through, 16 MB, by whoever needed it): pg_stat_io
+    #: counts them from PostgreSQL 18 on. Either can hold up every commit for a moment.
+    _WAL_INITS_18 = (
+        "coalesce(sum(writes), 0) FROM pg_stat_io WHERE object = 'wal' AND context = 'init'"
+    )
+    _WAL_INITS = "NULL"
     #: The checkpoint counters moved to pg_stat_checkpointer in PostgreSQL 17.
     _CHECKPOINTS_16 = "checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
     _CHECKPOINTS_17 = "num_timed + num_requested FROM pg_stat_checkpointer"
@@ -696,7 +704,8 @@ class PgWatch:
             version = int(connection.exec_driver_sql("SHOW server_version_num").scalar_one())
             self.shared_buffers = str(connection.exec_driver_sql("SHOW shared_buffers").scalar())
         self._sample = self._SAMPLE.format(
-            checkpoints=self._CHECKPOINTS_17 if version >= 170000 else self._CHECKPOINTS_16
+            checkpoints=self._CHECKPOINTS_17 if version >= 170000 else self._CHECKPOINTS_16,
+            wal_inits=self._WAL_INITS_18 if version >= 180000 else self._WAL_INITS,
         )
         self._storage = self._STORAGE_16 if version >= 160000 else self._STORAGE
         self._stop = threading.Event()
@@ -733,15 +742,26 @@ class PgWatch:
     def _watch(self) -> None:
         started = time.monotonic()
         checkpoints: int | None = None
+        wal: tuple[int | None, int] | None = None
+        inits: list[str] = []
+        full: list[str] = []
         running: dict[str, float] = {}
         with self._engine.connect() as connection:
             while True:
                 now = time.monotonic() - started
-                done, workers = connection.exec_driver_sql(self._sample).one()
+                done, workers, wal_inits, buffers_full = connection.exec_driver_sql(
+                    self._sample
+                ).one()
                 connection.rollback()  # no snapshot held across samples
                 if checkpoints is not None and done > checkpoints:
                     self.events.append(f"checkpoint completed by {now:.1f} s")
                 checkpoints = done
+                if wal is not None:
+                    if wal_inits is not None and wal[0] is not None and wal_inits > wal[0]:
+                        inits.append(f"{now:.1f}")
+                    if buffers_full > wal[1]:
+                        full.append(f"{now:.1f}")
+                wal = (None if wal_inits is None else int(wal_inits), int(buffers_full))
                 seen = set(workers)
                 for query in seen - running.keys():
                     running[query] = now
@@ -751,6 +771,10 @@ class PgWatch:
                     break
         for query, since in running.items():
             self.events.append(f"{query} from {since:.1f} s")
+        if inits:
+            self.events.append(f"WAL segment created by {', '.join(inits)} s")
+        if full:
+            self.events.append(f"WAL buffers full by {', '.join(full)} s")
 
 
 def postmaster_pid(port: int) -> int | None:
