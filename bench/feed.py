@@ -742,7 +742,8 @@ class PgWatch:
     def _watch(self) -> None:
         started = time.monotonic()
         checkpoints: int | None = None
-        wal: tuple[int | None, int] | None = None
+        wal_inits_seen: int | None = None  # stays None before PostgreSQL 18
+        buffers_full_seen: int | None = None
         inits: list[str] = []
         full: list[str] = []
         running: dict[str, float] = {}
@@ -756,12 +757,12 @@ class PgWatch:
                 if checkpoints is not None and done > checkpoints:
                     self.events.append(f"checkpoint completed by {now:.1f} s")
                 checkpoints = done
-                if wal is not None:
-                    if wal_inits is not None and wal[0] is not None and wal_inits > wal[0]:
-                        inits.append(f"{now:.1f}")
-                    if buffers_full > wal[1]:
-                        full.append(f"{now:.1f}")
-                wal = (None if wal_inits is None else int(wal_inits), int(buffers_full))
+                if wal_inits_seen is not None and wal_inits > wal_inits_seen:
+                    inits.append(f"{now:.1f}")
+                wal_inits_seen = wal_inits
+                if buffers_full_seen is not None and buffers_full > buffers_full_seen:
+                    full.append(f"{now:.1f}")
+                buffers_full_seen = buffers_full
                 seen = set(workers)
                 for query in seen - running.keys():
                     running[query] = now

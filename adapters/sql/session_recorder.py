@@ -62,10 +62,10 @@ _POSTGRESQL_STATEMENT = _postgresql_statement()
 # The same statement prepared once per connection (planning it cost the server more than running
 # it), and run with the driver's own types: JSON columns as orjson text, UTC datetimes as they are;
 # the values positional, in the statement's order.
-_PARAMETERS = [f"s_{name}" for name in _SESSION_COLUMNS] + [
-    f"p_{name}" for name in _PAGE_COLUMNS if name != "feed_session_id"
-]
 _PAGE_VALUE_COLUMNS = [name for name in _PAGE_COLUMNS if name != "feed_session_id"]
+_PARAMETERS = [f"s_{name}" for name in _SESSION_COLUMNS] + [
+    f"p_{name}" for name in _PAGE_VALUE_COLUMNS
+]
 _SESSION_JSON = frozenset(c.name for c in feed_sessions.columns if isinstance(c.type, JSON))
 _PAGE_JSON = frozenset(c.name for c in feed_cache.columns if isinstance(c.type, JSON))
 _PREPARE = "PREPARE feedrec_record_session AS " + re.sub(

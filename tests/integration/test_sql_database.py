@@ -29,6 +29,7 @@ from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from domain.errors import Conflict, DependencyUnavailable
 from domain.feed import Algorithm, FeedPage, FeedSession, ItemSource, ScoredVideo
 from domain.interactions import InteractionEvent, InteractionType, StoredInteraction
+from tests.contract.test_feed_session_contract import first_page
 from tests.integration.sql_support import terminate_other_backends
 from tests.servers import free_port
 
@@ -238,7 +239,7 @@ def test_a_pool_is_stored_by_column_and_a_pool_stored_by_item_still_reads(
         ScoredVideo("v3", 0.25),
     )
     new = FeedSession("s-new", "viewer-1", Algorithm.LIGHTFM, None, "m1", None, pool, T0)
-    SqlFeedSessionRecorder(migrated_engine).record_new(new, first_page_of(new))
+    SqlFeedSessionRecorder(migrated_engine).record_new(new, first_page(new, 1))
     by_item = [
         {"videoId": "v1", "score": 0.75, "source": "model"},
         {"videoId": "ビデオ-2", "score": 0.5, "source": "exploration"},
@@ -268,20 +269,6 @@ def test_a_pool_is_stored_by_column_and_a_pool_stored_by_item_still_reads(
         for session_id in ("s-new", "s-old"):
             got = uow.feed_sessions.get(session_id)
             assert got is not None and got.candidates == pool
-
-
-def first_page_of(session: FeedSession) -> FeedPage:
-    return FeedPage(
-        session.feed_session_id,
-        1,
-        session.user_id,
-        session.algorithm,
-        None,
-        session.model_version,
-        None,
-        session.candidates[:1],
-        T0,
-    )
 
 
 def test_the_session_recorder_reports_an_unreachable_database(unreachable_url: str) -> None:
