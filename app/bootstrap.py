@@ -8,17 +8,24 @@ only when the caller starts it.
 
 from __future__ import annotations
 
+import functools
+import os
+import socket
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Protocol, TypeVar
 
 from adapters.experiment_data import SqlExperimentData
 from adapters.experiment_stats import ScipyExperimentStatistics
 from adapters.kafka.health import KafkaHealth
 from adapters.lightfm.client import GrpcRecommender, ModelServiceHealth
 from adapters.sql.activity import SqlActivityReader
+from adapters.sql.boards import SqlBoardStore
 from adapters.sql.engine import make_engine
 from adapters.sql.health import DatabaseHealth
+from adapters.sql.leases import SqlLeases
 from adapters.sql.session_recorder import SqlFeedSessionRecorder
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from adapters.sql.viewer_history import SqlViewerHistory
@@ -43,6 +50,15 @@ from domain.feed import Algorithm
 from domain.feed_pool import FeedSources, PoolBuilder, PoolPolicy
 from domain.feed_service import FeedService
 from domain.ingestion import InteractionIngestion
+from domain.shared_boards import (
+    Payload,
+    SharedRefresh,
+    StoredBoard,
+    exploration_from_stored,
+    exploration_payload,
+    trending_from_stored,
+    trending_payload,
+)
 from domain.trending import TrendingBoard
 from domain.viewer_state import ViewerStatePolicy
 from ports.auth import TokenVerifier
@@ -53,8 +69,10 @@ from ports.observability import Analytics, Metrics
 from ports.recommender import ModelCatalogue, RecommendationSource
 from ports.repositories import (
     ActivityReader,
+    BoardStore,
     EngagementReader,
     FeedSessionRecorder,
+    Leases,
     UnitOfWork,
     ViewerHistory,
 )
@@ -90,6 +108,13 @@ class Overrides:
     health_checks: Sequence[HealthCheck] | None = None
     #: what `GET /experiments/report` reads; by default the service's database
     experiment_data: ExperimentData | None = None
+    #: where the boards computed once per deployment are kept, and the leases that say which
+    #: process computes each (domain/shared_boards.py); by default the service's database.
+    #: Without a database (every storage part overridden) each process computes its own.
+    boards: BoardStore | None = None
+    leases: Leases | None = None
+    #: this process's name as a lease holder
+    holder: str | None = None
 
 
 @dataclass
@@ -109,8 +134,11 @@ def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComp
     unit_of_work, activity = chosen.unit_of_work, chosen.activity
     history, engagement = chosen.viewer_history, chosen.engagement
     sessions: FeedSessionRecorder | None = None  # None: through `unit_of_work`
+    boards, leases = chosen.boards, chosen.leases
     if None in (unit_of_work, activity, history, engagement):
         engine = make_engine(settings.resolved_database_url)
+        if boards is None and leases is None:
+            boards, leases = SqlBoardStore(engine), SqlLeases(engine)
         closers.append(engine.dispose)
         checks.append(DatabaseHealth(engine))
         if unit_of_work is None:
@@ -191,29 +219,103 @@ def build_web(settings: Settings, overrides: Overrides | None = None) -> WebComp
         rate_limit_storage_uri=settings.rate_limit_storage_uri,
         experiment_reporter=_experiment_reporter(settings, chosen.experiment_data, closers),
     )
-    background = [
-        PeriodicTask(
-            "trending-refresh",
-            settings.trending_refresh_s,
-            lambda: trending.refresh(clock.now()),
-            warm=True,
-        ),
-        PeriodicTask(
-            "popularity-refresh",
-            settings.popularity_refresh_s,
-            lambda: popularity.refresh(clock.now()),
-            warm=True,
-        ),
-    ]
-    if exploration is not None:
-        background.append(
-            PeriodicTask(
-                "exploration-refresh",
-                settings.trending_refresh_s,
-                lambda: exploration.refresh(clock.now()),
-            )
-        )
+    holder = chosen.holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    sharing = None if boards is None or leases is None else _Sharing(boards, leases, holder)
+    background = _background(
+        settings, clock, sharing, trending=trending, popularity=popularity, exploration=exploration
+    )
     return WebComposition(dependencies, background, closers)
+
+
+#: A board's lease outlives this many of its refresh intervals: a holder that dies unnoticed
+#: leaves the board this stale at most before another process takes the job over.
+LEASE_INTERVALS = 3
+
+S = TypeVar("S")
+
+
+class _Board(Protocol[S]):
+    def refresh(self, now: datetime) -> S: ...
+
+    def install(self, snapshot: S) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Sharing:
+    boards: BoardStore
+    leases: Leases
+    holder: str
+
+    def refresh(
+        self,
+        name: str,
+        interval_s: float,
+        board: _Board[S],
+        encode: Callable[[S], Payload],
+        decode: Callable[[StoredBoard], S],
+    ) -> Callable[[datetime], object]:
+        """`board`'s refresh, once per deployment (`domain.shared_boards.SharedRefresh`)."""
+        shared = SharedRefresh(
+            name,
+            compute=board.refresh,
+            install=board.install,
+            encode=encode,
+            decode=decode,
+            store=self.boards,
+            leases=self.leases,
+            holder=self.holder,
+            lease_ttl=timedelta(seconds=max(LEASE_INTERVALS * interval_s, 1.0)),
+        )
+        return shared.refresh
+
+
+def _background(
+    settings: Settings,
+    clock: Clock,
+    sharing: _Sharing | None,
+    *,
+    trending: TrendingBoard,
+    popularity: TrendingBoard,
+    exploration: ExplorationBoard | None,
+) -> list[PeriodicTask]:
+    """The boards' refreshes: computed in this process when nothing is shared (no database),
+    else once per deployment."""
+    boards: list[tuple[str, float, Callable[[datetime], object]]] = []
+    for name, interval_s, board in (
+        ("trending", settings.trending_refresh_s, trending),
+        ("popularity", settings.popularity_refresh_s, popularity),
+    ):
+        refresh: Callable[[datetime], object] = board.refresh
+        if sharing is not None:
+            refresh = sharing.refresh(
+                name, interval_s, board, trending_payload, trending_from_stored
+            )
+        boards.append((name, interval_s, refresh))
+    if exploration is not None:
+        refresh_exploration: Callable[[datetime], object] = exploration.refresh
+        if sharing is not None:
+            refresh_exploration = sharing.refresh(
+                "exploration",
+                settings.trending_refresh_s,
+                exploration,
+                exploration_payload,
+                exploration_from_stored,
+            )
+        boards.append(("exploration", settings.trending_refresh_s, refresh_exploration))
+    # Trending and popularity are warmed before serving: the fallback serves from them.
+    return [
+        PeriodicTask(
+            f"{name}-refresh",
+            interval_s,
+            functools.partial(_at_now, refresh, clock),
+            warm=name != "exploration",
+        )
+        for name, interval_s, refresh in boards
+    ]
+
+
+def _at_now(refresh: Callable[[datetime], object], clock: Clock) -> None:
+    refresh(clock.now())
 
 
 def _experiment_reporter(

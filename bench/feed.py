@@ -686,7 +686,9 @@ class PgWatch:
         "SELECT (SELECT {checkpoints}),"
         " (SELECT coalesce(array_agg(query ORDER BY query), '{{}}') FROM pg_stat_activity"
         "  WHERE backend_type = 'autovacuum worker' AND query <> ''),"
-        " (SELECT {wal_inits}), (SELECT wal_buffers_full FROM pg_stat_wal)"
+        " (SELECT {wal_inits}), (SELECT wal_buffers_full FROM pg_stat_wal),"
+        " (SELECT coalesce(array_agg(name || ' ' || computed_at::text), '{{}}')"
+        "  FROM shared_boards)"
     )
     #: WAL segments created (each written through, 16 MB, by whoever needed it): pg_stat_io
     #: counts them from PostgreSQL 18 on. Either can hold up every commit for a moment.
@@ -747,10 +749,12 @@ class PgWatch:
         inits: list[str] = []
         full: list[str] = []
         running: dict[str, float] = {}
+        boards_seen: set[str] | None = None
+        computed: list[str] = []
         with self._engine.connect() as connection:
             while True:
                 now = time.monotonic() - started
-                done, workers, wal_inits, buffers_full = connection.exec_driver_sql(
+                done, workers, wal_inits, buffers_full, boards = connection.exec_driver_sql(
                     self._sample
                 ).one()
                 connection.rollback()  # no snapshot held across samples
@@ -763,6 +767,9 @@ class PgWatch:
                 if buffers_full_seen is not None and buffers_full > buffers_full_seen:
                     full.append(f"{now:.1f}")
                 buffers_full_seen = buffers_full
+                if boards_seen is not None:
+                    computed += [f"{b.split()[0]} {now:.1f}" for b in set(boards) - boards_seen]
+                boards_seen = set(boards)
                 seen = set(workers)
                 for query in seen - running.keys():
                     running[query] = now
@@ -776,6 +783,8 @@ class PgWatch:
             self.events.append(f"WAL segment created by {', '.join(inits)} s")
         if full:
             self.events.append(f"WAL buffers full by {', '.join(full)} s")
+        if computed:
+            self.events.append(f"boards computed (name by s): {', '.join(computed)}")
 
 
 def postmaster_pid(port: int) -> int | None:

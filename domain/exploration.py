@@ -80,6 +80,11 @@ class ExplorationBoard:
             )
         return self._snapshot
 
+    def install(self, snapshot: ExplorationSnapshot) -> None:
+        """Serve `snapshot`, computed elsewhere (`domain.shared_boards`), from now on."""
+        with self._refreshing:
+            self._snapshot = snapshot
+
 
 def with_exploration(
     pool: Sequence[ScoredVideo],

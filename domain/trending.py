@@ -187,6 +187,11 @@ class TrendingBoard:
             self._snapshot = compute_trending(self._reader, now, self._size, self._formula)
         return self._snapshot
 
+    def install(self, snapshot: TrendingSnapshot) -> None:
+        """Serve `snapshot`, computed elsewhere (`domain.shared_boards`), from now on."""
+        with self._refreshing:
+            self._snapshot = snapshot
+
     def top(self, limit: int, exclude: Sequence[str] = ()) -> tuple[ScoredVideo, ...]:
         excluded = set(exclude)
         # Stops at `limit`: a fallback page reads the board's head, not all of it.

@@ -11,6 +11,7 @@ from typing import Protocol, Self
 from domain.feed import FeedPage, FeedSession, ServedItem, VideoActivity
 from domain.interactions import StoredInteraction
 from domain.outbox import OutboxMessage, PendingMessage
+from domain.shared_boards import StoredBoard
 from domain.trending import TrendingFormula, ViewerActivity
 from domain.viewer_state import RecentInteraction, ServedVideo
 
@@ -190,3 +191,17 @@ class Leases(Protocol):
     def release(self, name: str, holder: str) -> None:
         """Give the lease up if `holder` holds it; otherwise do nothing."""
         ...
+
+
+class BoardStore(Protocol):
+    """The boards one process computed for the whole deployment (`domain.shared_boards`): one
+    per name, the newest write wins."""
+
+    def read(self, name: str) -> StoredBoard | None:
+        """The board stored under `name` (its `computed_at` in UTC), or None if none is."""
+        ...
+
+    def write(self, board: StoredBoard) -> None:
+        """Store `board` under its name in place of the one stored before."""
+        ...
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
@@ -17,6 +18,7 @@ from domain.errors import Conflict, DependencyUnavailable
 from domain.feed import FeedPage, FeedSession, ServedItem, VideoActivity, served_places
 from domain.interactions import StoredInteraction
 from domain.outbox import OutboxMessage, PendingMessage
+from domain.shared_boards import StoredBoard
 from domain.trending import TrendingFormula, ViewerActivity, top_videos_from_activity
 from ports.repositories import (
     FeedCacheRepository,
@@ -388,6 +390,36 @@ class InMemoryLeases:
             self._check_available()
             if name in self.held and self.held[name][0] == holder:
                 del self.held[name]
+
+    def _check_available(self) -> None:
+        if self.unavailable:
+            raise DependencyUnavailable("database", "the fake database is switched off")
+
+
+class InMemoryBoardStore:
+    """Implements `ports.repositories.BoardStore` in one process. Tests read `boards` (name ->
+    StoredBoard) and `writes`, and set `unavailable` to make every call raise
+    `DependencyUnavailable`."""
+
+    def __init__(self) -> None:
+        self.boards: dict[str, StoredBoard] = {}
+        self.writes = 0
+        self.unavailable = False
+        self._lock = threading.Lock()
+
+    def read(self, name: str) -> StoredBoard | None:
+        with self._lock:
+            self._check_available()
+            return self.boards.get(name)
+
+    def write(self, board: StoredBoard) -> None:
+        moment = _utc(board.computed_at)
+        # What a database hands back: the payload as JSON would carry it, not the caller's.
+        payload = json.loads(json.dumps(board.payload))
+        with self._lock:
+            self._check_available()
+            self.boards[board.name] = StoredBoard(board.name, moment, payload)
+            self.writes += 1
 
     def _check_available(self) -> None:
         if self.unavailable:

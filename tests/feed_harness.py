@@ -13,6 +13,7 @@ from domain.auth import Principal
 from domain.experiments import Experiment
 from domain.feed import VideoActivity
 from domain.interactions import InteractionEvent, InteractionType, StoredInteraction
+from ports.repositories import BoardStore, Leases
 from tests.fakes import FixedClock, InMemoryUnitOfWorkFactory
 from tests.fakes_feed import FakeRecommender, RecordingAnalytics, RecordingMetrics, ScriptedActivity
 from tests.fakes_viewer import FakeCatalogue, InMemoryViewerHistory
@@ -30,6 +31,7 @@ class Harness:
         pool_size: int = 50,
         load_trending: bool = True,
         exploration: float = 0.0,
+        sharing: tuple[BoardStore, Leases, str] | None = None,
     ) -> None:
         self.database = InMemoryUnitOfWorkFactory()
         self._event_ids = itertools.count(1)
@@ -64,6 +66,9 @@ class Harness:
                 analytics=self.analytics,
                 metrics=self.metrics,
                 health_checks=[],
+                boards=sharing[0] if sharing else None,
+                leases=sharing[1] if sharing else None,
+                holder=sharing[2] if sharing else None,
             ),
         )
         self.composition = composition
@@ -86,9 +91,7 @@ class Harness:
     ) -> None:
         """A stored interaction, as the ingestion commits it."""
         at = self.clock.now() - ago
-        event = InteractionEvent(
-            f"e{next(self._event_ids)}", user_id, video_id, kind, 20_000, at
-        )
+        event = InteractionEvent(f"e{next(self._event_ids)}", user_id, video_id, kind, 20_000, at)
         with self.database() as uow:
             uow.interactions.add([StoredInteraction(event, at, None)])
             uow.commit()

@@ -133,6 +133,16 @@ leases = Table(
     Column("expires_at", UtcDateTime, nullable=False),
 )
 
+shared_boards = Table(
+    "shared_boards",
+    metadata,
+    # One row per board (trending, popularity, exploration): what its lease holder computed
+    # last (domain/shared_boards.py), for every other process to read.
+    Column("name", String(ID_LENGTH), primary_key=True),
+    Column("computed_at", UtcDateTime, nullable=False),
+    Column("payload", JSON, nullable=False),
+)
+
 export_watermarks = Table(
     "export_watermarks",
     metadata,

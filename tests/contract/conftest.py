@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters.sql.activity import SqlActivityReader
+from adapters.sql.boards import SqlBoardStore
 from adapters.sql.engine import make_engine
 from adapters.sql.leases import SqlLeases
 from adapters.sql.migrations import upgrade_database
@@ -17,8 +18,19 @@ from adapters.sql.session_recorder import SqlFeedSessionRecorder
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from adapters.sql.viewer_history import SqlViewerHistory
 from domain.feed_recording import UnitOfWorkSessionRecorder
-from ports.repositories import ActivityReader, FeedSessionRecorder, Leases, UnitOfWork
-from tests.fakes import InMemoryActivityReader, InMemoryLeases, InMemoryUnitOfWorkFactory
+from ports.repositories import (
+    ActivityReader,
+    BoardStore,
+    FeedSessionRecorder,
+    Leases,
+    UnitOfWork,
+)
+from tests.fakes import (
+    InMemoryActivityReader,
+    InMemoryBoardStore,
+    InMemoryLeases,
+    InMemoryUnitOfWorkFactory,
+)
 from tests.fakes_viewer import InMemoryViewerHistory
 
 NewUnitOfWork = Callable[[], UnitOfWork]
@@ -34,6 +46,7 @@ class Storage:
     sessions: FeedSessionRecorder
     #: `ports.repositories.ViewerHistory` and `EngagementReader`
     history: SqlViewerHistory | InMemoryViewerHistory
+    boards: BoardStore
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
@@ -43,7 +56,12 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
         sessions = UnitOfWorkSessionRecorder(factory)
         history = InMemoryViewerHistory(factory)
         yield Storage(
-            factory, InMemoryActivityReader(factory), InMemoryLeases(), sessions, history
+            factory,
+            InMemoryActivityReader(factory),
+            InMemoryLeases(),
+            sessions,
+            history,
+            InMemoryBoardStore(),
         )
         return
     if request.param == "sqlite":
@@ -60,6 +78,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
         SqlLeases(engine),
         recorder,
         sql_history,
+        SqlBoardStore(engine),
     )
     sql_history.close()
     recorder.close()

@@ -91,7 +91,7 @@ def test_migrations_create_exactly_the_declared_schema(database_url: str) -> Non
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             assert compare_metadata(context, metadata) == []
-            assert context.get_current_revision() == "0008"
+            assert context.get_current_revision() == "0009"
             if connection.dialect.name == "postgresql":
                 # 0008: a session's candidates are stored as they are, never compressed.
                 storage = connection.exec_driver_sql(
