@@ -56,7 +56,7 @@ def test_the_newest_write_replaces_the_board_and_other_names_are_apart(
 
 
 def test_an_empty_board_is_a_board(boards: BoardStore) -> None:
-    empty = {"videoId": [], "score": []}
+    empty: dict[str, list[object]] = {"videoId": [], "score": []}
     boards.write(StoredBoard("exploration", T0, empty))
 
     assert boards.read("exploration") == StoredBoard("exploration", T0, empty)
