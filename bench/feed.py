@@ -39,8 +39,9 @@ WINDOWS times the scenario length and is cut into WINDOWS consecutive windows by
 the worst figures. Each line also counts the web workers' event-loop stalls over
 `WEB_STALL_THRESHOLD_MS` (the lines app/stall_detector.py logs) while the scenario ran, and
 names PostgreSQL's background work in it (`PgWatch`: checkpoints completed, autovacuum workers
-and their tables, WAL segments created and WAL buffers found full, with seconds into the
-scenario; `<scenario>_pg_background` in the JSON).
+and their tables, WAL segments created and WAL buffers found full, and the shared boards
+(trending, popularity, exploration) computed, with seconds into the scenario;
+`<scenario>_pg_background` in the JSON).
 It also prints the database's size when the scenario ended and the shared buffers the client
 backends evicted meanwhile (`<scenario>_pg_db_mb`, `<scenario>_pg_evictions`, PostgreSQL 16+;
 `pg_shared_buffers`): the feed slows once its tables outgrow the buffer cache.
@@ -666,9 +667,10 @@ class CpuMeter:
 class PgWatch:
     """PostgreSQL's own background work while a scenario runs, sampled every PG_WATCH_S on a
     connection of its own: checkpoints (pg_stat_bgwriter's counters move when one completes)
-    and autovacuum workers (pg_stat_activity: which table, from when to when). A latency
-    window with a tail and one of these in it has a suspect; the web workers' own stalls are
-    counted separately.
+    and autovacuum workers (pg_stat_activity: which table, from when to when), and the shared
+    boards a web worker computed (a new `computed_at` in `shared_boards`: the aggregate query
+    over the recent interactions ran then). A latency window with a tail and one of these in
+    it has a suspect; the web workers' own stalls are counted separately.
 
     It also reads, at the start and the end, the database's size and how many shared buffers
     the client backends evicted (pg_stat_io, PostgreSQL 16+): once the feed's tables outgrow
