@@ -3,16 +3,16 @@
 Every web worker holds the trending, popularity and exploration boards in memory and refreshes
 them in the background. Computed in every worker, each refresh is the same aggregate over the
 recent interactions, run by every worker of every machine at about the same moment (they start
-together and share the interval): measured on the feed benchmark, the four workers' refreshes
-took about a second of PostgreSQL's CPU in a burst, and the feed's p99 over that half second
-rose to 64-90 ms, against 12-20 ms around it (docs/decisions.md 43).
+together and share the interval). Measured (docs/decisions.md 43): with the four workers of
+the feed benchmark's two instances, a round of four trending queries of 118-224 ms and four
+engagement queries every minute, and those rounds held the run's worst seconds.
 
 So one process computes each board and stores it (`ports.repositories.BoardStore`), and the
 others read what it stored: the one holding the board's lease (`ports.repositories.Leases`).
 It renews the lease every refresh, so it keeps the job while it lives; when it dies, the lease
 expires after `lease_ttl` and the next process to refresh takes it over (at once when its
-computation fails: it gives the lease up). A process that finds
-nothing stored yet (a new database) computes its own board, so no worker serves without one.
+computation fails: it gives the lease up). A process that finds nothing stored yet (a new
+database) computes its own board, so no worker serves without one.
 
 A board a worker reads is at most one interval older than the worker's own refresh: the
 lease holder stores it on its own schedule.
