@@ -71,6 +71,21 @@ class Process:
         return [item.video_id for item in self.board.current().items]
 
 
+def refreshed_pair(
+    activity: CountingActivity,
+    store: InMemoryBoardStore,
+    leases: InMemoryLeases,
+    both: bool = True,
+) -> tuple[Process, Process]:
+    """Two processes over one store, web-1 refreshed first at NOW (so it holds the lease), then
+    web-2 (unless `both` is False)."""
+    first, second = (Process(f"web-{i}", activity, store, leases) for i in (1, 2))
+    first.shared.refresh(NOW)
+    if both:
+        second.shared.refresh(NOW)
+    return first, second
+
+
 @pytest.fixture
 def store() -> InMemoryBoardStore:
     return InMemoryBoardStore()
@@ -103,12 +118,7 @@ def test_the_holder_recomputes_every_refresh_and_the_others_follow_it(
     store: InMemoryBoardStore, leases: InMemoryLeases
 ) -> None:
     activity = CountingActivity({"a": 10})
-    holder, other = (
-        Process("web-1", activity, store, leases),
-        Process("web-2", activity, store, leases),
-    )
-    holder.shared.refresh(NOW)
-    other.shared.refresh(NOW)
+    holder, other = refreshed_pair(activity, store, leases)
 
     activity.rows.append((NOW + timedelta(seconds=30), VideoActivity("b", "like", 50, 0)))
     later = NOW + timedelta(minutes=1)
@@ -140,11 +150,7 @@ def test_when_the_holder_dies_another_process_takes_the_job_once_its_lease_expir
     store: InMemoryBoardStore, leases: InMemoryLeases
 ) -> None:
     activity = CountingActivity({"a": 10})
-    dead, survivor = (
-        Process("web-1", activity, store, leases),
-        Process("web-2", activity, store, leases),
-    )
-    dead.shared.refresh(NOW)  # ... and never again
+    _, survivor = refreshed_pair(activity, store, leases, both=False)  # web-1 then dies
 
     survivor.shared.refresh(NOW + TTL - timedelta(seconds=1))
     assert not survivor.shared.computed_here  # the stored board, stale but served
@@ -173,12 +179,7 @@ def test_a_process_that_cannot_read_the_store_keeps_its_board(
     store: InMemoryBoardStore, leases: InMemoryLeases
 ) -> None:
     activity = CountingActivity({"a": 10})
-    holder, other = (
-        Process("web-1", activity, store, leases),
-        Process("web-2", activity, store, leases),
-    )
-    holder.shared.refresh(NOW)
-    other.shared.refresh(NOW)
+    _, other = refreshed_pair(activity, store, leases)
     store.unavailable = True
 
     with pytest.raises(DependencyUnavailable):
