@@ -278,40 +278,62 @@ def _background(
     popularity: TrendingBoard,
     exploration: ExplorationBoard | None,
 ) -> list[PeriodicTask]:
-    """The boards' refreshes: computed in this process when nothing is shared (no database),
-    else once per deployment."""
-    boards: list[tuple[str, float, Callable[[datetime], object]]] = []
-    for name, interval_s, board in (
-        ("trending", settings.trending_refresh_s, trending),
-        ("popularity", settings.popularity_refresh_s, popularity),
-    ):
-        refresh: Callable[[datetime], object] = board.refresh
-        if sharing is not None:
-            refresh = sharing.refresh(
-                name, interval_s, board, trending_payload, trending_from_stored
-            )
-        boards.append((name, interval_s, refresh))
-    if exploration is not None:
-        refresh_exploration: Callable[[datetime], object] = exploration.refresh
-        if sharing is not None:
-            refresh_exploration = sharing.refresh(
-                "exploration",
-                settings.trending_refresh_s,
-                exploration,
-                exploration_payload,
-                exploration_from_stored,
-            )
-        boards.append(("exploration", settings.trending_refresh_s, refresh_exploration))
-    # Trending and popularity are warmed before serving: the fallback serves from them.
-    return [
-        PeriodicTask(
-            f"{name}-refresh",
-            interval_s,
-            functools.partial(_at_now, refresh, clock),
-            warm=name != "exploration",
-        )
-        for name, interval_s, refresh in boards
+    """The boards' refreshes. Trending and popularity are warmed before serving: the fallback
+    serves from them."""
+    trending_codec = (trending_payload, trending_from_stored)
+    tasks = [
+        _refresh_task(
+            sharing,
+            clock,
+            trending,
+            name="trending",
+            interval_s=settings.trending_refresh_s,
+            codec=trending_codec,
+            warm=True,
+        ),
+        _refresh_task(
+            sharing,
+            clock,
+            popularity,
+            name="popularity",
+            interval_s=settings.popularity_refresh_s,
+            codec=trending_codec,
+            warm=True,
+        ),
     ]
+    if exploration is not None:
+        tasks.append(
+            _refresh_task(
+                sharing,
+                clock,
+                exploration,
+                name="exploration",
+                interval_s=settings.trending_refresh_s,
+                codec=(exploration_payload, exploration_from_stored),
+                warm=False,
+            )
+        )
+    return tasks
+
+
+def _refresh_task(
+    sharing: _Sharing | None,
+    clock: Clock,
+    board: _Board[S],
+    *,
+    name: str,
+    interval_s: float,
+    codec: tuple[Callable[[S], Payload], Callable[[StoredBoard], S]],
+    warm: bool,
+) -> PeriodicTask:
+    """One board's refresh: computed in this process when nothing is shared (no database),
+    else once per deployment."""
+    refresh: Callable[[datetime], object] = board.refresh
+    if sharing is not None:
+        refresh = sharing.refresh(name, interval_s, board, *codec)
+    return PeriodicTask(
+        f"{name}-refresh", interval_s, functools.partial(_at_now, refresh, clock), warm=warm
+    )
 
 
 def _at_now(refresh: Callable[[datetime], object], clock: Clock) -> None:
