@@ -8,7 +8,8 @@ import itertools
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -363,22 +364,36 @@ class InMemoryActivityReader:
         ]
 
 
-class InMemoryLeases:
+class _SwitchableStore:
+    """One lock around each call; tests set `unavailable` to make every call raise
+    `DependencyUnavailable`, as a database that is down."""
+
+    def __init__(self) -> None:
+        self.unavailable = False
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _available(self) -> Iterator[None]:
+        with self._lock:
+            if self.unavailable:
+                raise DependencyUnavailable("database", "the fake database is switched off")
+            yield
+
+
+class InMemoryLeases(_SwitchableStore):
     """Implements `ports.repositories.Leases` in one process. Tests read `held` (name ->
     (holder, expires at)) and set `unavailable` to make every call raise
     `DependencyUnavailable`."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.held: dict[str, tuple[str, datetime]] = {}
-        self.unavailable = False
-        self._lock = threading.Lock()
 
     def acquire(self, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
         if ttl <= timedelta(0):
             raise ValueError(f"a lease needs a positive ttl, not {ttl}")
         now = _utc(now)
-        with self._lock:
-            self._check_available()
+        with self._available():
             current = self.held.get(name)
             if current is not None and current[0] != holder and current[1] > now:
                 return False
@@ -386,44 +401,32 @@ class InMemoryLeases:
             return True
 
     def release(self, name: str, holder: str) -> None:
-        with self._lock:
-            self._check_available()
+        with self._available():
             if name in self.held and self.held[name][0] == holder:
                 del self.held[name]
 
-    def _check_available(self) -> None:
-        if self.unavailable:
-            raise DependencyUnavailable("database", "the fake database is switched off")
 
-
-class InMemoryBoardStore:
+class InMemoryBoardStore(_SwitchableStore):
     """Implements `ports.repositories.BoardStore` in one process. Tests read `boards` (name ->
     StoredBoard) and `writes`, and set `unavailable` to make every call raise
     `DependencyUnavailable`."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.boards: dict[str, StoredBoard] = {}
         self.writes = 0
-        self.unavailable = False
-        self._lock = threading.Lock()
 
     def read(self, name: str) -> StoredBoard | None:
-        with self._lock:
-            self._check_available()
+        with self._available():
             return self.boards.get(name)
 
     def write(self, board: StoredBoard) -> None:
         moment = _utc(board.computed_at)
         # What a database hands back: the payload as JSON would carry it, not the caller's.
         payload = json.loads(json.dumps(board.payload))
-        with self._lock:
-            self._check_available()
+        with self._available():
             self.boards[board.name] = StoredBoard(board.name, moment, payload)
             self.writes += 1
-
-    def _check_available(self) -> None:
-        if self.unavailable:
-            raise DependencyUnavailable("database", "the fake database is switched off")
 
 
 def _utc(moment: datetime) -> datetime:
